@@ -1,0 +1,161 @@
+import type { AddressInfo } from "node:net";
+import { isDeepStrictEqual } from "node:util";
+import { DiagnosticsError } from "./config/diagnostic.js";
+import { type LoadedConfig, loadConfig } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { buildHttpPipeline } from "./http/pipeline.js";
+import { ProxyServer, type ProxyRuntime } from "./http/proxy-server.js";
+import { Upstream } from "./http/upstream.js";
+import { AccessLog } from "./log/access-log.js";
+import { createLogger, type Logger } from "./log/logger.js";
+import { parseListen } from "./net/address.js";
+import { type LookupFunction, refuseLoopback, systemLookup } from "./net/lookup.js";
+
+export interface StartOptions {
+  /** -c FILE; undefined means ./gatehouse.yaml if present, else the embedded defaults. */
+  configFile?: string;
+  /** A config already validated (tests); skips the file. */
+  config?: Config;
+  log?: Logger;
+  accessLog?: AccessLog;
+  /** Resolver used for origin connections; the DNS part supplies its own pipeline here. */
+  lookup?: LookupFunction;
+}
+
+interface Running {
+  config: Config;
+  upstream: Upstream;
+  proxy: ProxyServer | undefined;
+  proxyAddresses: AddressInfo[];
+  runtime: ProxyRuntime;
+}
+
+/**
+ * The whole process: builds every part from one config, swaps in a new one on reload (keeping the
+ * old one if the new one fails), and stops gracefully.
+ */
+export class Gatehouse {
+  private current!: Running;
+  private readonly log: Logger;
+  private readonly accessLog: AccessLog;
+  private readonly lookup: LookupFunction;
+
+  private constructor(
+    private readonly opts: StartOptions,
+    private loaded: LoadedConfig,
+  ) {
+    this.log = opts.log ?? createLogger(loaded.config.log.level);
+    this.accessLog = opts.accessLog ?? AccessLog.open(loaded.config.log.access.file, loaded.config.log.access.format);
+    this.lookup = opts.lookup ?? systemLookup;
+  }
+
+  static async start(opts: StartOptions = {}): Promise<Gatehouse> {
+    const loaded = opts.config ? { config: opts.config, file: undefined } : loadConfig(opts.configFile);
+    const app = new Gatehouse(opts, loaded);
+    app.current = await app.build(loaded.config, undefined);
+    app.log.info(
+      { config: loaded.file ?? "(embedded defaults)", proxy: app.current.proxyAddresses.map(fmtAddress) },
+      "gatehouse started",
+    );
+    return app;
+  }
+
+  get config(): Config {
+    return this.current.config;
+  }
+
+  get proxyAddresses(): AddressInfo[] {
+    return this.current.proxyAddresses;
+  }
+
+  private async build(config: Config, previous: Running | undefined): Promise<Running> {
+    const cfg = config.proxy;
+    const upstream = new Upstream(cfg.upstream, this.lookup, cfg.name, cfg.forwardedFor);
+    const guarded = refuseLoopback(this.lookup);
+    const runtime: ProxyRuntime = {
+      cfg,
+      handle: buildHttpPipeline({ cfg, upstream }),
+      lookup: (client) => (client.loopback ? this.lookup : guarded),
+      accessLog: this.accessLog,
+      log: this.log,
+    };
+    const sameListeners =
+      previous !== undefined &&
+      isDeepStrictEqual(previous.config.proxy.listen, cfg.listen) &&
+      isDeepStrictEqual(previous.config.proxy.limits, cfg.limits);
+    let proxy = previous?.proxy;
+    let proxyAddresses = previous?.proxyAddresses ?? [];
+    const next: Running = { config, upstream, proxy, proxyAddresses, runtime };
+    if (!sameListeners) {
+      proxy = cfg.listen.length > 0 ? new ProxyServer(() => this.current?.runtime ?? runtime) : undefined;
+      proxyAddresses = [];
+      try {
+        for (const text of cfg.listen) {
+          const addr = parseListen(text);
+          if (typeof addr === "string") throw new Error(`proxy.listen: ${text}: ${addr}`);
+          // Listeners are bound to the new runtime from the first request, even before the swap.
+          proxyAddresses.push(await proxy!.listen(addr, cfg.limits));
+        }
+      } catch (err) {
+        await proxy?.stopAccepting();
+        void upstream.close();
+        throw err;
+      }
+      next.proxy = proxy;
+      next.proxyAddresses = proxyAddresses;
+    }
+    return next;
+  }
+
+  /** SIGHUP: build the new state from the config file; if anything fails, the old one keeps running. */
+  async reload(): Promise<boolean> {
+    let loaded: LoadedConfig;
+    try {
+      loaded = this.opts.config ? this.loaded : loadConfig(this.opts.configFile);
+    } catch (err) {
+      this.reportReloadFailure(err);
+      return false;
+    }
+    const old = this.current;
+    let next: Running;
+    try {
+      next = await this.build(loaded.config, old);
+    } catch (err) {
+      this.reportReloadFailure(err);
+      return false;
+    }
+    this.loaded = loaded;
+    this.current = next;
+    if (old.proxy && old.proxy !== next.proxy) {
+      const retired = old.proxy;
+      void retired.stopAccepting().then(() => retired.drain(loaded.config.shutdownGrace)).then(() => retired.destroyAll());
+    }
+    // In-flight requests hold their own reference to the old pool; close() lets them finish.
+    void old.upstream.close();
+    this.log.info({ config: loaded.file ?? "(embedded defaults)" }, "configuration reloaded");
+    return true;
+  }
+
+  private reportReloadFailure(err: unknown): void {
+    const text = err instanceof DiagnosticsError ? err.message : String((err as Error).message ?? err);
+    this.log.error({ problems: text.split("\n") }, "reload failed; the previous configuration stays in force");
+  }
+
+  /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
+  async stop(): Promise<void> {
+    const { proxy, upstream, config } = this.current;
+    if (proxy) {
+      await proxy.stopAccepting();
+      const drained = await proxy.drain(config.shutdownGrace);
+      if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");
+      proxy.destroyAll();
+    }
+    upstream.destroy();
+    this.accessLog.close();
+    this.log.info("gatehouse stopped");
+  }
+}
+
+export function fmtAddress(a: AddressInfo): string {
+  return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,72 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { checkCommand } from "./check.js";
+import { startCommand } from "./start.js";
+
+const HELP = `gatehouse: the office's caching web proxy and DNS resolver
+
+Usage:
+  gatehouse start [-c FILE]      run with FILE (default ./gatehouse.yaml, else built-in defaults)
+  gatehouse check [-c FILE]      validate the config and every rules file; exit 1 on any problem
+  gatehouse --help | --version
+
+Options:
+  -c, --config FILE   config file (YAML)
+  -h, --help          show this help
+  -v, --version       print the version
+`;
+
+export interface CliResult {
+  exitCode: number;
+}
+
+type Command = (args: { config?: string; positionals: string[]; values: Record<string, unknown> }) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  start: startCommand,
+  check: checkCommand,
+};
+
+export async function runCli(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`gatehouse: ${(err as Error).message}\nRun "gatehouse --help" for usage.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const [name = "help", ...rest] = positionals;
+  if (values.help || name === "help") {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`gatehouse: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(", ")}\n`);
+    return 2;
+  }
+  return command({ config: values.config, positionals: rest, values });
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      client: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}

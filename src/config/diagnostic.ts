@@ -1,0 +1,20 @@
+/** A problem in a file the admin edits: where it is, what is wrong and, in `message`, what to do. */
+export interface Diagnostic {
+  file: string;
+  line: number;
+  message: string;
+  /** Stable code listed in the README's error table, e.g. GH_CONFIG_TYPE. */
+  code: string;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.file}:${d.line}: ${d.message}`;
+}
+
+/** Thrown where a whole file or config is rejected; carries every problem found, not only the first. */
+export class DiagnosticsError extends Error {
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join("\n"));
+    this.name = "DiagnosticsError";
+  }
+}

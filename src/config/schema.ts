@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { isAddressOrCidr, OFFICE_RANGES, parseListen } from "../net/address.js";
+import { parseDuration, parseSize } from "./units.js";
+
+// One schema for the whole of gatehouse.yaml. Every key has a default and a one-line doc (.describe),
+// strict objects make unknown keys errors, and the custom types below turn "256MiB" and "30s" into
+// numbers so the rest of the program never parses units again.
+
+const size = (def: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n === undefined) {
+        ctx.addIssue({ code: "custom", message: "expected a size like 256MiB" });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .default(parseSize(def) as number);
+
+const duration = (def: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const n = parseDuration(v);
+      if (n === undefined) {
+        ctx.addIssue({ code: "custom", message: "expected a duration like 30s, 500ms or 5m" });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .default(parseDuration(def) as number);
+
+const listenAddress = z.string().superRefine((v, ctx) => {
+  const parsed = parseListen(v);
+  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
+});
+
+const listenList = (def: string[]) => z.array(listenAddress).default(def);
+
+const cidr = z.string().refine(isAddressOrCidr, { message: "expected an IP address or a CIDR like 192.168.1.0/24" });
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+)(:\d{1,5})?$/, { message: 'expected "host:port" like 10.0.0.5:53' });
+
+const port = z.number().int().min(1).max(65535);
+
+const accessLog = z
+  .strictObject({
+    file: z.string().default("-").describe('where access lines go: a file path, or "-" for stdout, "" for nowhere'),
+    format: z.enum(["squid", "json"]).default("squid").describe("squid (native access.log) or json (one object a line)"),
+  })
+  .prefault({});
+
+const cache = z
+  .strictObject({
+    memory: size("256MiB").describe("bytes of responses kept in memory"),
+    disk: size("0").describe("bytes of responses kept on disk across restarts; 0 = no disk tier"),
+    dir: z.string().default("./var/cache").describe("directory of the disk tier"),
+    maxObject: size("64MiB").describe("responses larger than this are streamed through, never stored"),
+  })
+  .prefault({});
+
+const limits = z
+  .strictObject({
+    maxUrlLength: size("8KiB").describe("longest request target accepted; longer gets 414"),
+    maxHeaderSize: size("64KiB").describe("request line plus headers; larger gets 431"),
+    headerTimeout: duration("10s").describe("a client must send its whole header section within this (slowloris)"),
+    idleTimeout: duration("60s").describe("an idle keep-alive client connection is closed after this"),
+    maxClientConnections: z.number().int().min(1).default(4096).describe("client connections open at once"),
+    tunnelIdleTimeout: duration("10m").describe("a CONNECT tunnel with no bytes either way is closed after this"),
+  })
+  .prefault({});
+
+const upstream = z
+  .strictObject({
+    connectTimeout: duration("10s").describe("time to open a connection to an origin before 504"),
+    headersTimeout: duration("60s").describe("time for an origin to send its response headers before 504"),
+    bodyTimeout: duration("60s").describe("longest pause inside a response body before the client is cut off"),
+    maxConnectionsPerOrigin: z.number().int().min(1).default(256).describe("pooled connections to one origin"),
+    keepAliveTimeout: duration("4s").describe("an idle pooled origin connection is closed after this"),
+  })
+  .prefault({});
+
+const proxy = z
+  .strictObject({
+    listen: listenList([":3128"]).describe("addresses of the forward proxy; [] turns it off"),
+    clients: z.array(cidr).default([...OFFICE_RANGES]).describe("addresses and CIDRs that may use the proxy"),
+    connectPorts: z.array(port).default([443]).describe("ports that CONNECT tunnels may reach"),
+    forwardedFor: z.boolean().default(false).describe("add X-Forwarded-For with the client address"),
+    name: z.string().min(1).default("gatehouse").describe("name shown in Via and on the proxy's own pages"),
+    contact: z.string().default("your IT administrator").describe("whom the block and error pages tell users to ask"),
+    limits,
+    upstream,
+    cache,
+    intercept: z.array(z.string()).default([]).describe('domains whose HTTPS is intercepted; [] = none, ["*"] = all'),
+  })
+  .prefault({});
+
+const dns = z
+  .strictObject({
+    listen: listenList([":53"]).describe("addresses of the DNS server, UDP and TCP; [] turns it off"),
+    upstreams: z.array(hostPort).default([]).describe("content servers; empty = nameservers in /etc/resolv.conf"),
+    forward: z.record(z.string(), z.array(hostPort)).default({}).describe("conditional forwarding by domain"),
+  })
+  .prefault({});
+
+const admin = z
+  .strictObject({
+    listen: z.string().default("127.0.0.1:8080").describe("address of the admin page"),
+    password: z.string().default("").describe("empty: admin reachable from loopback only"),
+  })
+  .prefault({});
+
+const front = z.strictObject({
+  name: z.string(),
+  protocol: z.enum(["http", "https", "ftp", "smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "tcp", "tls"]),
+  listen: z.array(listenAddress),
+  backend: hostPort,
+  hosts: z.array(z.string()).optional(),
+  tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
+});
+
+export const configSchema = z.strictObject({
+  rules: z.string().default("./rules").describe("admin-edited rule files, watched for changes"),
+  certs: z.string().default("./certs").describe("CA, generated leaf certificates, certificates for the fronts"),
+  log: z
+    .strictObject({
+      level: z.enum(["debug", "info", "warn", "error"]).default("info").describe("level of the program log (stderr)"),
+      access: accessLog.describe("one line per proxied request"),
+    })
+    .prefault({}),
+  shutdownGrace: duration("10s").describe("on SIGTERM, open requests get this long to finish"),
+  proxy,
+  dns,
+  admin,
+  fronts: z.array(front).default([]).describe("reverse-proxy fronts for office servers"),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,103 @@
+import type { HeaderList } from "./exchange.js";
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) and the proxy's own: they describe one connection, so a proxy
+// consumes them and never passes them on. Expect and Max-Forwards are handled by the proxy itself.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+const REQUEST_ONLY = new Set(["host", "expect"]);
+
+/** Field names listed in Connection, which are hop-by-hop for this one message. */
+function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(",") : value;
+  const names = new Set<string>();
+  for (const token of text.split(",")) {
+    const name = token.trim().toLowerCase();
+    if (name) names.add(name);
+  }
+  return names;
+}
+
+export interface ForwardOptions {
+  host: string;
+  via: string;
+  maxForwards?: number;
+  forwardedFor?: string;
+}
+
+/** Request headers for the origin: the client's own spelling and order, less what is hop-by-hop. */
+export function forwardRequestHeaders(
+  raw: readonly string[],
+  connection: string | string[] | undefined,
+  opts: ForwardOptions,
+): string[] {
+  const listed = connectionListed(connection);
+  const out: string[] = ["host", opts.host];
+  let via: string | undefined;
+  let xff: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || listed?.has(lower)) continue;
+    if (lower === "max-forwards" && opts.maxForwards !== undefined) continue;
+    if (lower === "via") {
+      via = via === undefined ? value : `${via}, ${value}`;
+      continue;
+    }
+    if (lower === "x-forwarded-for" && opts.forwardedFor !== undefined) {
+      xff = xff === undefined ? value : `${xff}, ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push("via", via === undefined ? opts.via : `${via}, ${opts.via}`);
+  if (opts.forwardedFor !== undefined) {
+    out.push("x-forwarded-for", xff === undefined ? opts.forwardedFor : `${xff}, ${opts.forwardedFor}`);
+  }
+  if (opts.maxForwards !== undefined) out.push("max-forwards", String(opts.maxForwards));
+  return out;
+}
+
+/** Response headers for the client: the origin's, less hop-by-hop, plus our Via. */
+export function clientResponseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  via: string,
+): HeaderList {
+  const listed = connectionListed(headers.connection);
+  const out: HeaderList = [];
+  let seenVia = false;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (name === "via") {
+      out.push([name, `${Array.isArray(value) ? value.join(", ") : value}, ${via}`]);
+      seenVia = true;
+      continue;
+    }
+    out.push([name, value]);
+  }
+  if (!seenVia) out.push(["via", via]);
+  return out;
+}
+
+/** True if a Via header names this proxy already: the request has looped back to us. */
+export function viaNames(via: string | string[] | undefined, name: string): boolean {
+  if (via === undefined) return false;
+  const text = Array.isArray(via) ? via.join(",") : via;
+  for (const hop of text.split(",")) {
+    const parts = hop.trim().split(/\s+/);
+    if (parts[1]?.toLowerCase() === name.toLowerCase()) return true;
+  }
+  return false;
+}

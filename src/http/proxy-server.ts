@@ -1,0 +1,428 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { pipeline } from "node:stream";
+import type { Config } from "../config/schema.js";
+import type { AccessLog } from "../log/access-log.js";
+import type { Logger } from "../log/logger.js";
+import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address.js";
+import type { LookupFunction } from "../net/lookup.js";
+import type { Handler } from "../pipeline/stage.js";
+import type { Client, HttpExchange, HttpOutcome, HttpResponse } from "./exchange.js";
+import { type PageText, proxyPage } from "./pages.js";
+import { openTunnel } from "./tunnel.js";
+import { UpstreamError } from "./upstream.js";
+
+/** What the listener needs from the current config; swapped whole on reload. */
+export interface ProxyRuntime {
+  cfg: Config["proxy"];
+  handle: Handler<HttpExchange, HttpOutcome>;
+  lookup: (client: Client) => LookupFunction;
+  accessLog: AccessLog;
+  log: Logger;
+}
+
+let counter = 0;
+const idPrefix = Date.now().toString(36);
+const nextId = () => `${idPrefix}-${(++counter).toString(36)}`;
+
+export function makePage(cfg: Config["proxy"]) {
+  return (x: Pick<HttpExchange, "id" | "headers">, page: PageText): HttpResponse =>
+    proxyPage({ id: x.id, accept: x.headers.accept, proxyName: cfg.name, contact: cfg.contact }, page);
+}
+
+/**
+ * The forward proxy's listener: turns the wire into an HttpExchange, runs the current pipeline, and
+ * writes the outcome back. It knows nothing of rules or caching; those are stages.
+ */
+export class ProxyServer {
+  private readonly servers: Server[] = [];
+  private readonly tunnels = new Set<Socket>();
+  private active = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly runtime: () => ProxyRuntime) {}
+
+  async listen(addr: ListenAddress, limits: Config["proxy"]["limits"]): Promise<AddressInfo> {
+    const server = createServer({
+      maxHeaderSize: limits.maxHeaderSize,
+      headersTimeout: limits.headerTimeout,
+      // A 1 GB upload may take long; what must not happen is silence, which the socket timeout catches.
+      requestTimeout: 0,
+      keepAliveTimeout: limits.idleTimeout,
+      connectionsCheckingInterval: Math.min(1000, limits.headerTimeout),
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+    });
+    server.maxConnections = limits.maxClientConnections;
+    server.timeout = Math.max(limits.idleTimeout, 60_000);
+    server.on("request", (req, res) => this.onRequest(req, res));
+    server.on("checkContinue", (req, res) => this.onRequest(req, res));
+    server.on("connect", (req, socket, head) => this.onConnect(req, socket as Socket, head));
+    server.on("clientError", (err, socket) => this.onClientError(err as NodeJS.ErrnoException, socket as Socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: addr.host, port: addr.port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.servers.push(server);
+    return server.address() as AddressInfo;
+  }
+
+  private begin(): void {
+    this.active++;
+  }
+
+  private end(): void {
+    this.active--;
+    if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const rt = this.runtime();
+    const started = Date.now();
+    const t0 = performance.now();
+    const socket = req.socket;
+    const bytesBefore = socket.bytesWritten;
+    const address = normalizeAddress(socket.remoteAddress ?? "");
+    const client: Client = { address, port: socket.remotePort ?? 0, loopback: isLoopback(address) };
+    const target = req.url ?? "/";
+    const method = req.method ?? "GET";
+    const abort = new AbortController();
+    const x = {
+      id: nextId(),
+      client,
+      method,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      httpVersion: req.httpVersion,
+      connect: false,
+      decisions: [],
+      log: { cache: "TCP_MISS", hierarchy: "HIER_NONE", peer: "-" },
+      signal: abort.signal,
+      sendContinue: () => {
+        if (req.headers.expect !== undefined && !res.headersSent) res.writeContinue();
+      },
+      informational: (status: number, headers: Record<string, string | string[] | undefined>) => {
+        if (status === 103) res.writeEarlyHints(headers as Record<string, string | string[]>);
+        else if (status === 102) res.writeProcessing();
+      },
+    } as unknown as Mutable<HttpExchange>;
+    const page = makePage(rt.cfg);
+
+    this.begin();
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort();
+      this.end();
+      rt.accessLog.write({
+        start: started,
+        durationMs: performance.now() - t0,
+        client: address,
+        result: x.log.cache,
+        status: res.statusCode,
+        bytes: socket.bytesWritten - bytesBefore,
+        method,
+        url: target,
+        hierarchy: x.log.hierarchy,
+        peer: x.log.peer,
+        contentType: res.getHeader("content-type") as string | undefined,
+        id: x.id,
+        decision: x.decisions[x.decisions.length - 1],
+        user: x.identity?.user,
+      });
+    });
+
+    const reject = (p: PageText, closeAfter = false) => {
+      x.log.cache = "NONE_NONE";
+      if (closeAfter) res.shouldKeepAlive = false;
+      rt.log.info({ id: x.id, client: address, method, target: target.slice(0, 200), status: p.status }, p.message);
+      req.resume();
+      this.write(req, res, page(x, p), x);
+    };
+
+    const te = req.headers["transfer-encoding"];
+    if (te !== undefined && (req.httpVersion === "1.0" || te.trim().toLowerCase() !== "chunked")) {
+      // Only plain chunked framing is unambiguous; anything else is how smuggling starts (RFC 9112 §6.1).
+      return reject({ status: req.httpVersion === "1.0" ? 400 : 501, title: "Unsupported transfer coding", message: `Transfer-Encoding "${te.slice(0, 100)}" is not accepted; send the body with Content-Length or plain chunked coding.` }, true);
+    }
+    if (target.length > rt.cfg.limits.maxUrlLength) {
+      return reject({ status: 414, title: "Address too long", message: `The requested address is ${target.length} bytes long; this proxy accepts up to ${rt.cfg.limits.maxUrlLength}.` });
+    }
+    if (target.startsWith("/") || target === "*") {
+      // Origin-form: someone opened the proxy's own address in a browser.
+      x.log.cache = "NONE_NONE";
+      req.resume();
+      return this.write(req, res, infoPage(x, rt.cfg), x);
+    }
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      return reject({ status: 400, title: "Bad request", message: "The request target is not a valid absolute URL.", details: ["Configure the browser to use this address as its HTTP proxy."] });
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return reject({ status: 400, title: "Unsupported scheme", message: `This proxy fetches http:// and https:// addresses; ${url.protocol}// is not supported.` });
+    }
+    if (url.username || url.password) {
+      return reject({ status: 400, title: "Bad request", message: "Addresses with a user name or password in them are not forwarded." });
+    }
+    x.url = url;
+    x.host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    x.port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    x.body = hasBody(req) ? req : null;
+
+    rt.handle(x).then(
+      (outcome) => {
+        if (outcome.kind !== "response") throw new Error(`a ${outcome.kind} outcome for a plain request`);
+        if (!x.body) req.resume();
+        this.write(req, res, outcome, x);
+      },
+      (err: unknown) => {
+        if (abort.signal.aborted) return;
+        if (err instanceof UpstreamError) {
+          x.log.hierarchy = "HIER_DIRECT";
+          x.log.peer = x.host;
+          rt.log.warn({ id: x.id, client: address, url: target, status: err.page.status }, err.message);
+          req.resume();
+          this.write(req, res, page(x, err.page), x);
+          return;
+        }
+        rt.log.error({ id: x.id, client: address, url: target, err }, "request failed inside the proxy");
+        req.resume();
+        this.write(req, res, page(x, { status: 500, title: "Internal error", message: "The proxy failed while handling this request; the error is in its log." }), x);
+      },
+    );
+  }
+
+  private write(req: IncomingMessage, res: ServerResponse, out: HttpResponse, x: HttpExchange): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const flat: string[] = [];
+    for (const [name, value] of out.headers) {
+      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+      else flat.push(name, value);
+    }
+    try {
+      res.writeHead(out.status, out.statusText, flat);
+    } catch (err) {
+      // An origin header node will not send (bad characters): the client gets a clear 502, not a crash.
+      this.runtime().log.warn({ id: x.id, err }, "origin sent a response header that cannot be relayed");
+      const p = makePage(this.runtime().cfg)(x, { status: 502, title: "Bad gateway", message: `The server at ${x.url.host} sent a malformed response header.` });
+      if (out.body && typeof (out.body as NodeJS.ReadableStream).pipe === "function") (out.body as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      return this.write(req, res, p, x);
+    }
+    const body = out.body;
+    if (body === null || Buffer.isBuffer(body)) {
+      res.end(body ?? undefined);
+      return;
+    }
+    pipeline(body, res, (err) => {
+      // The origin died mid-body: close the client connection so the body never looks complete.
+      if (err && !res.destroyed) res.destroy();
+    });
+  }
+
+  private onConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const rt = this.runtime();
+    const started = Date.now();
+    const t0 = performance.now();
+    const address = normalizeAddress(socket.remoteAddress ?? "");
+    const client: Client = { address, port: socket.remotePort ?? 0, loopback: isLoopback(address) };
+    const target = req.url ?? "";
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/?#@[\]]+)):(\d{1,5})$/.exec(target);
+    const abort = new AbortController();
+    const x = {
+      id: nextId(),
+      client,
+      method: "CONNECT",
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      httpVersion: req.httpVersion,
+      connect: true,
+      body: null,
+      decisions: [],
+      log: { cache: "TCP_TUNNEL", hierarchy: "HIER_NONE", peer: "-" },
+      signal: abort.signal,
+      sendContinue: () => {},
+    } as unknown as Mutable<HttpExchange>;
+    const bytesBefore = socket.bytesWritten;
+    let status = 200;
+    let logged = false;
+    const logLine = (bytes: number) => {
+      if (logged) return;
+      logged = true;
+      rt.accessLog.write({
+        start: started,
+        durationMs: performance.now() - t0,
+        client: address,
+        result: x.log.cache,
+        status,
+        bytes,
+        method: "CONNECT",
+        url: target,
+        hierarchy: x.log.hierarchy,
+        peer: x.log.peer,
+        id: x.id,
+        decision: x.decisions[x.decisions.length - 1],
+      });
+    };
+    const respond = (out: HttpResponse) => {
+      status = out.status;
+      const lines = [`HTTP/1.1 ${out.status} ${statusText(out.status)}`];
+      for (const [name, value] of out.headers) lines.push(`${name}: ${Array.isArray(value) ? value.join(", ") : value}`);
+      lines.push("connection: close", "", "");
+      socket.end(Buffer.concat([Buffer.from(lines.join("\r\n")), Buffer.isBuffer(out.body) ? out.body : Buffer.alloc(0)]));
+      logLine(socket.bytesWritten - bytesBefore);
+    };
+    const page = makePage(rt.cfg);
+    socket.on("error", () => socket.destroy());
+    if (!m) {
+      x.log.cache = "NONE_NONE";
+      rt.log.info({ id: x.id, client: address, target: target.slice(0, 200) }, "bad CONNECT target");
+      return respond(page(x, { status: 400, title: "Bad request", message: "CONNECT needs a target of the form host:port." }));
+    }
+    const host = (m[1] ?? m[2] ?? "").toLowerCase();
+    const port = Number(m[3]);
+    x.host = host;
+    x.port = port;
+    x.url = new URL(`https://${m[1] ? `[${host}]` : host}:${port}/`);
+
+    this.begin();
+    let ended = false;
+    const done = () => {
+      if (ended) return;
+      ended = true;
+      this.end();
+    };
+    socket.once("close", () => {
+      abort.abort();
+      done();
+    });
+    rt.handle(x).then(
+      (outcome) => {
+        if (socket.destroyed) return done();
+        if (outcome.kind === "response") {
+          respond(outcome);
+          return done();
+        }
+        x.log.hierarchy = "HIER_DIRECT";
+        x.log.peer = outcome.host;
+        const upstream = openTunnel({
+          client: socket,
+          head,
+          host: outcome.host,
+          port: outcome.port,
+          lookup: rt.lookup(client),
+          connectTimeoutMs: rt.cfg.upstream.connectTimeout,
+          idleMs: rt.cfg.limits.tunnelIdleTimeout,
+          onEstablished: () => socket.write("HTTP/1.1 200 Connection Established\r\n\r\n"),
+          onFailure: (f) => {
+            rt.log.warn({ id: x.id, client: address, target }, f.reason);
+            x.log.cache = "NONE_NONE";
+            respond(page(x, { status: f.status, title: f.status === 504 ? "Connection timed out" : "Connection failed", message: `Could not open a tunnel: ${f.reason}.` }));
+            done();
+          },
+          onClose: (r) => {
+            this.tunnels.delete(upstream);
+            logLine(r.bytesToClient);
+            done();
+          },
+        });
+        this.tunnels.add(upstream);
+      },
+      (err: unknown) => {
+        rt.log.error({ id: x.id, client: address, target, err }, "CONNECT failed inside the proxy");
+        respond(page(x, { status: 500, title: "Internal error", message: "The proxy failed while handling this request." }));
+        done();
+      },
+    );
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const address = normalizeAddress(socket.remoteAddress ?? "");
+    const rt = this.runtime();
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason] =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "request header section too large"]
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "ERR_HTTP_HEADERS_TIMEOUT"
+          ? [408, "request headers not received in time"]
+          : [400, `malformed request (${err.code ?? "parse error"}: ${err.message})`];
+    rt.log.info({ client: address, code: err.code }, `refused a request from ${address}: ${reason}`);
+    rt.accessLog.write({
+      start: Date.now(),
+      durationMs: 0,
+      client: address,
+      result: "NONE_NONE",
+      status,
+      bytes: 0,
+      method: "-",
+      url: "error:invalid-request",
+      hierarchy: "HIER_NONE",
+      peer: "-",
+      id: nextId(),
+    });
+    const body = `${status} ${statusText(status)}: ${reason}\n`;
+    socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+
+  /** Stops accepting; open requests and tunnels go on. */
+  stopAccepting(): Promise<void> {
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const s of this.servers) s.closeIdleConnections();
+    this.servers.length = 0;
+    return Promise.all(closing).then(() => undefined);
+  }
+
+  /** Resolves when no request is open, or after `ms`. */
+  async drain(ms: number): Promise<boolean> {
+    if (this.active === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<boolean>((r) => this.idleWaiters.push(() => r(true)));
+    const late = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), ms);
+    });
+    const result = await Promise.race([idle, late]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  destroyAll(): void {
+    for (const s of this.servers) s.closeAllConnections();
+    for (const t of this.tunnels) t.destroy();
+  }
+
+  get activeCount(): number {
+    return this.active;
+  }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers["transfer-encoding"] !== undefined) return true;
+  const cl = req.headers["content-length"];
+  return cl !== undefined && cl !== "0";
+}
+
+function statusText(status: number): string {
+  return STATUS_CODES[status] ?? "Error";
+}
+
+function infoPage(x: HttpExchange, cfg: Config["proxy"]): HttpResponse {
+  return proxyPage(
+    { id: x.id, accept: x.headers.accept, proxyName: cfg.name, contact: cfg.contact },
+    {
+      status: 200,
+      title: `${cfg.name}: the office web proxy`,
+      message: `This address is the office's web proxy (${cfg.name}). It is not a web site: set it as the HTTP and HTTPS proxy in your browser or system settings, and pages will load through it.`,
+      details: [`Proxy: ${x.headers.host ?? "this address"}`],
+    },
+  );
+}

@@ -1,0 +1,13 @@
+import pino from "pino";
+
+export type Logger = pino.Logger;
+
+/** The program log: JSON lines on stderr, so stdout stays free for the access log. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+}
+
+/** For tests and tools that must stay quiet. */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}
