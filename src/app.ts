@@ -1,14 +1,13 @@
 import type { AddressInfo } from "node:net";
-import { isDeepStrictEqual } from "node:util";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { buildHttpPipeline } from "./http/pipeline.js";
-import { ProxyServer, type ProxyRuntime } from "./http/proxy-server.js";
+import { type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
 import { Upstream } from "./http/upstream.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger } from "./log/logger.js";
-import { parseListen } from "./net/address.js";
+import { type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback, systemLookup } from "./net/lookup.js";
 
 export interface StartOptions {
@@ -25,7 +24,7 @@ export interface StartOptions {
 interface Running {
   config: Config;
   upstream: Upstream;
-  proxy: ProxyServer | undefined;
+  proxy: ProxyServer;
   proxyAddresses: AddressInfo[];
   runtime: ProxyRuntime;
 }
@@ -79,32 +78,19 @@ export class Gatehouse {
       accessLog: this.accessLog,
       log: this.log,
     };
-    const sameListeners =
-      previous !== undefined &&
-      isDeepStrictEqual(previous.config.proxy.listen, cfg.listen) &&
-      isDeepStrictEqual(previous.config.proxy.limits, cfg.limits);
-    let proxy = previous?.proxy;
-    let proxyAddresses = previous?.proxyAddresses ?? [];
-    const next: Running = { config, upstream, proxy, proxyAddresses, runtime };
-    if (!sameListeners) {
-      proxy = cfg.listen.length > 0 ? new ProxyServer(() => this.current?.runtime ?? runtime) : undefined;
-      proxyAddresses = [];
-      try {
-        for (const text of cfg.listen) {
-          const addr = parseListen(text);
-          if (typeof addr === "string") throw new Error(`proxy.listen: ${text}: ${addr}`);
-          // Listeners are bound to the new runtime from the first request, even before the swap.
-          proxyAddresses.push(await proxy!.listen(addr, cfg.limits));
-        }
-      } catch (err) {
-        await proxy?.stopAccepting();
-        void upstream.close();
-        throw err;
-      }
-      next.proxy = proxy;
-      next.proxyAddresses = proxyAddresses;
+    const proxy = previous?.proxy ?? new ProxyServer(() => this.current?.runtime ?? runtime);
+    let proxyAddresses: AddressInfo[];
+    try {
+      const listen = cfg.listen.map((text) => parseListen(text) as ListenAddress);
+      proxyAddresses = await proxy.apply(listen, cfg.limits);
+    } catch (err) {
+      void upstream.close();
+      throw err;
     }
-    return next;
+    if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {
+      this.log.warn("proxy.limits.maxHeaderSize applies to listeners bound from now on; restart to apply it everywhere");
+    }
+    return { config, upstream, proxy, proxyAddresses, runtime };
   }
 
   /** SIGHUP: build the new state from the config file; if anything fails, the old one keeps running. */
@@ -126,10 +112,6 @@ export class Gatehouse {
     }
     this.loaded = loaded;
     this.current = next;
-    if (old.proxy && old.proxy !== next.proxy) {
-      const retired = old.proxy;
-      void retired.stopAccepting().then(() => retired.drain(loaded.config.shutdownGrace)).then(() => retired.destroyAll());
-    }
     // In-flight requests hold their own reference to the old pool; close() lets them finish.
     void old.upstream.close();
     this.log.info({ config: loaded.file ?? "(embedded defaults)" }, "configuration reloaded");
@@ -144,12 +126,10 @@ export class Gatehouse {
   /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
   async stop(): Promise<void> {
     const { proxy, upstream, config } = this.current;
-    if (proxy) {
-      await proxy.stopAccepting();
-      const drained = await proxy.drain(config.shutdownGrace);
-      if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");
-      proxy.destroyAll();
-    }
+    await proxy.stopAccepting();
+    const drained = await proxy.drain(config.shutdownGrace);
+    if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");
+    proxy.destroyAll();
     upstream.destroy();
     this.accessLog.close();
     this.log.info("gatehouse stopped");

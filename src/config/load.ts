@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { isMap, LineCounter, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import { type Document, isMap, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { type Diagnostic, DiagnosticsError } from "./diagnostic.js";
 import { type Config, configSchema } from "./schema.js";
@@ -53,14 +53,9 @@ export function parseConfig(text: string, file: string): Config {
   throw new DiagnosticsError(diagnostics);
 }
 
-function describeIssue(
-  issue: z.core.$ZodIssue,
-  doc: Document,
-  file: string,
-  lineOf: (offset: number) => number,
-): Diagnostic[] {
-  const path = issue.path.map(String);
-  const keyPath = path.join(".") || "(top level)";
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, file: string, lineOf: (offset: number) => number): Diagnostic[] {
+  const path = issue.path.map((p) => String(p));
+  const keyPath = formatKeyPath(path) || "(top level)";
   const lineAt = (p: string[]): number => {
     for (let n = p.length; n >= 0; n--) {
       const node = doc.getIn(p.slice(0, n), true) as YamlNode | undefined;
@@ -77,11 +72,21 @@ function describeIssue(
         const keyNode = pair?.key as YamlNode | undefined;
         if (keyNode?.range) line = lineOf(keyNode.range[0]);
       }
-      const where = path.length ? `${keyPath}.${key}` : key;
-      return { file, line, code: "GH_CONFIG_UNKNOWN_KEY", message: `${where}: unknown key; check the spelling against the README's config table` };
+      const where = formatKeyPath([...path, key]);
+      return {
+        file,
+        line,
+        code: "GH_CONFIG_UNKNOWN_KEY",
+        message: `${where}: unknown key; check the spelling against the README's config table`,
+      };
     });
   }
   return [{ file, line: lineAt(path), code: issueCode(issue), message: `${keyPath}: ${issueMessage(issue)}` }];
+}
+
+/** proxy.listen[0], the way the README names keys. */
+function formatKeyPath(path: readonly string[]): string {
+  return path.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }
 
 function issueCode(issue: z.core.$ZodIssue): string {

@@ -87,7 +87,10 @@ const upstream = z
 const proxy = z
   .strictObject({
     listen: listenList([":3128"]).describe("addresses of the forward proxy; [] turns it off"),
-    clients: z.array(cidr).default([...OFFICE_RANGES]).describe("addresses and CIDRs that may use the proxy"),
+    clients: z
+      .array(cidr)
+      .default([...OFFICE_RANGES])
+      .describe("addresses and CIDRs that may use the proxy"),
     connectPorts: z.array(port).default([443]).describe("ports that CONNECT tunnels may reach"),
     forwardedFor: z.boolean().default(false).describe("add X-Forwarded-For with the client address"),
     name: z.string().min(1).default("gatehouse").describe("name shown in Via and on the proxy's own pages"),

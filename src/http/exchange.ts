@@ -35,7 +35,7 @@ export interface HttpExchange {
   readonly signal: AbortSignal;
   readonly decisions: Decision[];
   /** Filled as the response is made; read by the access log. */
-  readonly log: { cache: string; hierarchy: string; peer: string };
+  readonly log: { cache: string; hierarchy: string; peer: string; contentType?: string };
   identity?: { user?: string; group?: string };
   sni?: string;
 }

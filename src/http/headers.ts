@@ -70,10 +70,7 @@ export function forwardRequestHeaders(
 }
 
 /** Response headers for the client: the origin's, less hop-by-hop, plus our Via. */
-export function clientResponseHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  via: string,
-): HeaderList {
+export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, via: string): HeaderList {
   const listed = connectionListed(headers.connection);
   const out: HeaderList = [];
   let seenVia = false;

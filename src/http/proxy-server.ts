@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { pipeline } from "node:stream";
 import type { Config } from "../config/schema.js";
@@ -35,26 +35,58 @@ export function makePage(cfg: Config["proxy"]) {
  * writes the outcome back. It knows nothing of rules or caching; those are stages.
  */
 export class ProxyServer {
-  private readonly servers: Server[] = [];
+  private servers: Server[] = [];
   private readonly tunnels = new Set<Socket>();
   private active = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly runtime: () => ProxyRuntime) {}
 
-  async listen(addr: ListenAddress, limits: Config["proxy"]["limits"]): Promise<AddressInfo> {
+  /**
+   * Makes the listeners match `listen`: an address already bound (as written, or as actually bound
+   * after port 0) keeps its socket and open connections; new ones are bound; dropped ones stop
+   * accepting. Binds everything new before closing anything, so a failure leaves the old set intact.
+   */
+  async apply(listen: readonly ListenAddress[], limits: Config["proxy"]["limits"]): Promise<AddressInfo[]> {
+    const keep = new Map<Server, ListenAddress>();
+    const created: Server[] = [];
+    const order: Server[] = [];
+    try {
+      for (const addr of listen) {
+        const existing = this.servers.find((s) => !keep.has(s) && sameAddress(s, addr));
+        if (existing) {
+          keep.set(existing, addr);
+          order.push(existing);
+          continue;
+        }
+        const server = await this.bind(addr, limits);
+        created.push(server);
+        order.push(server);
+      }
+    } catch (err) {
+      for (const s of created) s.close();
+      throw err;
+    }
+    for (const s of this.servers) {
+      if (keep.has(s)) continue;
+      s.close();
+      s.closeIdleConnections();
+    }
+    for (const s of keep.keys()) tune(s, limits);
+    this.servers = order;
+    return order.map((s) => s.address() as AddressInfo);
+  }
+
+  private async bind(addr: ListenAddress, limits: Config["proxy"]["limits"]): Promise<Server> {
     const server = createServer({
       maxHeaderSize: limits.maxHeaderSize,
-      headersTimeout: limits.headerTimeout,
       // A 1 GB upload may take long; what must not happen is silence, which the socket timeout catches.
       requestTimeout: 0,
-      keepAliveTimeout: limits.idleTimeout,
       connectionsCheckingInterval: Math.min(1000, limits.headerTimeout),
       requireHostHeader: false,
       joinDuplicateHeaders: false,
     });
-    server.maxConnections = limits.maxClientConnections;
-    server.timeout = Math.max(limits.idleTimeout, 60_000);
+    tune(server, limits);
     server.on("request", (req, res) => this.onRequest(req, res));
     server.on("checkContinue", (req, res) => this.onRequest(req, res));
     server.on("connect", (req, socket, head) => this.onConnect(req, socket as Socket, head));
@@ -66,8 +98,7 @@ export class ProxyServer {
         resolve();
       });
     });
-    this.servers.push(server);
-    return server.address() as AddressInfo;
+    return server;
   }
 
   private begin(): void {
@@ -99,7 +130,7 @@ export class ProxyServer {
       httpVersion: req.httpVersion,
       connect: false,
       decisions: [],
-      log: { cache: "TCP_MISS", hierarchy: "HIER_NONE", peer: "-" },
+      log: { cache: "TCP_MISS", hierarchy: "HIER_NONE", peer: "-", contentType: undefined },
       signal: abort.signal,
       sendContinue: () => {
         if (req.headers.expect !== undefined && !res.headersSent) res.writeContinue();
@@ -126,7 +157,7 @@ export class ProxyServer {
         url: target,
         hierarchy: x.log.hierarchy,
         peer: x.log.peer,
-        contentType: res.getHeader("content-type") as string | undefined,
+        contentType: x.log.contentType,
         id: x.id,
         decision: x.decisions[x.decisions.length - 1],
         user: x.identity?.user,
@@ -144,10 +175,21 @@ export class ProxyServer {
     const te = req.headers["transfer-encoding"];
     if (te !== undefined && (req.httpVersion === "1.0" || te.trim().toLowerCase() !== "chunked")) {
       // Only plain chunked framing is unambiguous; anything else is how smuggling starts (RFC 9112 §6.1).
-      return reject({ status: req.httpVersion === "1.0" ? 400 : 501, title: "Unsupported transfer coding", message: `Transfer-Encoding "${te.slice(0, 100)}" is not accepted; send the body with Content-Length or plain chunked coding.` }, true);
+      return reject(
+        {
+          status: req.httpVersion === "1.0" ? 400 : 501,
+          title: "Unsupported transfer coding",
+          message: `Transfer-Encoding "${te.slice(0, 100)}" is not accepted; send the body with Content-Length or plain chunked coding.`,
+        },
+        true,
+      );
     }
     if (target.length > rt.cfg.limits.maxUrlLength) {
-      return reject({ status: 414, title: "Address too long", message: `The requested address is ${target.length} bytes long; this proxy accepts up to ${rt.cfg.limits.maxUrlLength}.` });
+      return reject({
+        status: 414,
+        title: "Address too long",
+        message: `The requested address is ${target.length} bytes long; this proxy accepts up to ${rt.cfg.limits.maxUrlLength}.`,
+      });
     }
     if (target.startsWith("/") || target === "*") {
       // Origin-form: someone opened the proxy's own address in a browser.
@@ -159,13 +201,26 @@ export class ProxyServer {
     try {
       url = new URL(target);
     } catch {
-      return reject({ status: 400, title: "Bad request", message: "The request target is not a valid absolute URL.", details: ["Configure the browser to use this address as its HTTP proxy."] });
+      return reject({
+        status: 400,
+        title: "Bad request",
+        message: "The request target is not a valid absolute URL.",
+        details: ["Configure the browser to use this address as its HTTP proxy."],
+      });
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return reject({ status: 400, title: "Unsupported scheme", message: `This proxy fetches http:// and https:// addresses; ${url.protocol}// is not supported.` });
+      return reject({
+        status: 400,
+        title: "Unsupported scheme",
+        message: `This proxy fetches http:// and https:// addresses; ${url.protocol}// is not supported.`,
+      });
     }
     if (url.username || url.password) {
-      return reject({ status: 400, title: "Bad request", message: "Addresses with a user name or password in them are not forwarded." });
+      return reject({
+        status: 400,
+        title: "Bad request",
+        message: "Addresses with a user name or password in them are not forwarded.",
+      });
     }
     x.url = url;
     x.host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
@@ -190,7 +245,16 @@ export class ProxyServer {
         }
         rt.log.error({ id: x.id, client: address, url: target, err }, "request failed inside the proxy");
         req.resume();
-        this.write(req, res, page(x, { status: 500, title: "Internal error", message: "The proxy failed while handling this request; the error is in its log." }), x);
+        this.write(
+          req,
+          res,
+          page(x, {
+            status: 500,
+            title: "Internal error",
+            message: "The proxy failed while handling this request; the error is in its log.",
+          }),
+          x,
+        );
       },
     );
   }
@@ -203,15 +267,23 @@ export class ProxyServer {
     const flat: string[] = [];
     for (const [name, value] of out.headers) {
       if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-      else flat.push(name, value);
+      else {
+        flat.push(name, value);
+        if (name.length === 12 && name.toLowerCase() === "content-type") x.log.contentType = value;
+      }
     }
     try {
       res.writeHead(out.status, out.statusText, flat);
     } catch (err) {
       // An origin header node will not send (bad characters): the client gets a clear 502, not a crash.
       this.runtime().log.warn({ id: x.id, err }, "origin sent a response header that cannot be relayed");
-      const p = makePage(this.runtime().cfg)(x, { status: 502, title: "Bad gateway", message: `The server at ${x.url.host} sent a malformed response header.` });
-      if (out.body && typeof (out.body as NodeJS.ReadableStream).pipe === "function") (out.body as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      const p = makePage(this.runtime().cfg)(x, {
+        status: 502,
+        title: "Bad gateway",
+        message: `The server at ${x.url.host} sent a malformed response header.`,
+      });
+      if (out.body && typeof (out.body as NodeJS.ReadableStream).pipe === "function")
+        (out.body as NodeJS.ReadableStream & { destroy(): void }).destroy();
       return this.write(req, res, p, x);
     }
     const body = out.body;
@@ -322,7 +394,13 @@ export class ProxyServer {
           onFailure: (f) => {
             rt.log.warn({ id: x.id, client: address, target }, f.reason);
             x.log.cache = "NONE_NONE";
-            respond(page(x, { status: f.status, title: f.status === 504 ? "Connection timed out" : "Connection failed", message: `Could not open a tunnel: ${f.reason}.` }));
+            respond(
+              page(x, {
+                status: f.status,
+                title: f.status === 504 ? "Connection timed out" : "Connection failed",
+                message: `Could not open a tunnel: ${f.reason}.`,
+              }),
+            );
             done();
           },
           onClose: (r) => {
@@ -369,14 +447,15 @@ export class ProxyServer {
       id: nextId(),
     });
     const body = `${status} ${statusText(status)}: ${reason}\n`;
-    socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   }
 
   /** Stops accepting; open requests and tunnels go on. */
   stopAccepting(): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
     for (const s of this.servers) s.closeIdleConnections();
-    this.servers.length = 0;
     return Promise.all(closing).then(() => undefined);
   }
 
@@ -401,6 +480,21 @@ export class ProxyServer {
   get activeCount(): number {
     return this.active;
   }
+}
+
+/** Limits that node lets us change on a live server; maxHeaderSize needs a new listener. */
+function tune(server: Server, limits: Config["proxy"]["limits"]): void {
+  server.headersTimeout = limits.headerTimeout;
+  server.keepAliveTimeout = limits.idleTimeout;
+  server.maxConnections = limits.maxClientConnections;
+  server.timeout = Math.max(limits.idleTimeout, 60_000);
+}
+
+function sameAddress(server: Server, addr: ListenAddress): boolean {
+  const bound = server.address() as AddressInfo | null;
+  if (!bound || bound.port !== addr.port) return false;
+  const host = addr.host ?? "";
+  return host === "" ? bound.address === "::" || bound.address === "0.0.0.0" : bound.address === host;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };

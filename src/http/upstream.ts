@@ -64,7 +64,8 @@ export class Upstream {
         headers,
         body: x.body,
         signal: x.signal,
-        onInfo: (info: { statusCode: number; headers: Record<string, string | string[] | undefined> }) => x.informational?.(info.statusCode, info.headers),
+        onInfo: (info: { statusCode: number; headers: Record<string, string | string[] | undefined> }) =>
+          x.informational?.(info.statusCode, info.headers),
       } as Parameters<Agent["request"]>[0]);
       x.log.hierarchy = "HIER_DIRECT";
       x.log.peer = url.hostname;
@@ -85,28 +86,77 @@ export class Upstream {
     const cause = (err as { cause?: { code?: string } }).cause;
     const inner = cause?.code ?? code;
     if (err instanceof LoopbackRefusedError || cause instanceof LoopbackRefusedError) {
-      return new UpstreamError({ status: 403, title: "Destination not allowed", message: `${url.hostname} resolves to this appliance's own loopback address, which only local clients may reach.` }, err);
+      return new UpstreamError(
+        {
+          status: 403,
+          title: "Destination not allowed",
+          message: `${url.hostname} resolves to this appliance's own loopback address, which only local clients may reach.`,
+        },
+        err,
+      );
     }
     if (inner === "ENOTFOUND" || inner === "EAI_AGAIN" || inner === "ENODATA") {
-      return new UpstreamError({ status: 502, title: "Name not found", message: `The name ${url.hostname} could not be resolved (${inner}).`, details: ["Check the spelling of the address, or whether the site still exists."] }, err);
+      return new UpstreamError(
+        {
+          status: 502,
+          title: "Name not found",
+          message: `The name ${url.hostname} could not be resolved (${inner}).`,
+          details: ["Check the spelling of the address, or whether the site still exists."],
+        },
+        err,
+      );
     }
     if (inner === "ECONNREFUSED") {
-      return new UpstreamError({ status: 502, title: "Connection refused", message: `The server at ${host} refused the connection (ECONNREFUSED).`, details: ["The site may be down; try again later."] }, err);
+      return new UpstreamError(
+        {
+          status: 502,
+          title: "Connection refused",
+          message: `The server at ${host} refused the connection (ECONNREFUSED).`,
+          details: ["The site may be down; try again later."],
+        },
+        err,
+      );
     }
     if (err instanceof undiciErrors.ConnectTimeoutError || code === "UND_ERR_CONNECT_TIMEOUT") {
-      return new UpstreamError({ status: 504, title: "Connection timed out", message: `The server at ${host} did not accept a connection within ${formatDuration(this.cfg.connectTimeout)}.` }, err);
+      return new UpstreamError(
+        {
+          status: 504,
+          title: "Connection timed out",
+          message: `The server at ${host} did not accept a connection within ${formatDuration(this.cfg.connectTimeout)}.`,
+        },
+        err,
+      );
     }
     if (err instanceof undiciErrors.HeadersTimeoutError || code === "UND_ERR_HEADERS_TIMEOUT") {
-      return new UpstreamError({ status: 504, title: "Gateway timeout", message: `The server at ${host} did not answer within ${formatDuration(this.cfg.headersTimeout)}.` }, err);
+      return new UpstreamError(
+        {
+          status: 504,
+          title: "Gateway timeout",
+          message: `The server at ${host} did not answer within ${formatDuration(this.cfg.headersTimeout)}.`,
+        },
+        err,
+      );
     }
     if (inner === "EHOSTUNREACH" || inner === "ENETUNREACH") {
-      return new UpstreamError({ status: 502, title: "Server unreachable", message: `No route to the server at ${host} (${inner}).` }, err);
+      return new UpstreamError(
+        { status: 502, title: "Server unreachable", message: `No route to the server at ${host} (${inner}).` },
+        err,
+      );
     }
     if (err instanceof undiciErrors.InvalidArgumentError || code === "UND_ERR_INVALID_ARG") {
-      return new UpstreamError({ status: 400, title: "Bad request", message: `The request cannot be forwarded: ${(err as Error).message}.` }, err);
+      return new UpstreamError(
+        { status: 400, title: "Bad request", message: `The request cannot be forwarded: ${(err as Error).message}.` },
+        err,
+      );
     }
-    const what = inner === "ECONNRESET" || code === "UND_ERR_SOCKET" ? "reset the connection" : `failed (${inner || (err as Error).message})`;
-    return new UpstreamError({ status: 502, title: "Bad gateway", message: `The server at ${host} ${what} before sending a complete response.` }, err);
+    const what =
+      inner === "ECONNRESET" || code === "UND_ERR_SOCKET"
+        ? "reset the connection"
+        : `failed (${inner || (err as Error).message})`;
+    return new UpstreamError(
+      { status: 502, title: "Bad gateway", message: `The server at ${host} ${what} before sending a complete response.` },
+      err,
+    );
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,11 @@ export type LookupFunction = (
 
 /** The system resolver; the DNS part of gatehouse replaces it with its own pipeline. */
 export const systemLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, family: Number(options.family ?? 0) as 0 | 4 | 6, all: options.all === true }, callback as never);
+  dnsLookup(
+    hostname,
+    { ...options, family: Number(options.family ?? 0) as 0 | 4 | 6, all: options.all === true },
+    callback as never,
+  );
 };
 
 export class LoopbackRefusedError extends Error {

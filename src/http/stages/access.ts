@@ -2,8 +2,8 @@ import type { AddressSet } from "../../net/address.js";
 import { isLoopbackHost } from "../../net/lookup.js";
 import type { Stage } from "../../pipeline/stage.js";
 import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
-import type { PageText } from "../pages.js";
 import { viaNames } from "../headers.js";
+import type { PageText } from "../pages.js";
 
 export type PageMaker = (x: HttpExchange, page: PageText) => HttpResponse;
 
