@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { Decision } from "../pipeline/stage.js";
+import type { PushBody } from "./body.js";
 
 export interface Client {
   address: string;
@@ -32,7 +33,8 @@ export interface HttpExchange {
   readonly sendContinue: () => void;
   /** Relays an origin's 1xx (102, 103...) to the client. */
   readonly informational?: (status: number, headers: Record<string, string | string[] | undefined>) => void;
-  readonly signal: AbortSignal;
+  /** Fires when the client goes away before its response is complete. */
+  readonly abort: Abort;
   readonly decisions: Decision[];
   /** Filled as the response is made; read by the access log. */
   readonly log: { cache: string; hierarchy: string; peer: string; contentType?: string };
@@ -47,7 +49,7 @@ export interface HttpResponse {
   status: number;
   statusText?: string;
   headers: HeaderList;
-  body: Readable | Buffer | null;
+  body: PushBody | Buffer | null;
 }
 
 /** CONNECT allowed: the listener relays bytes to host:port. */
@@ -58,3 +60,27 @@ export interface TunnelOutcome {
 }
 
 export type HttpOutcome = HttpResponse | TunnelOutcome;
+
+/** A cheaper AbortSignal: measured, an AbortController per request cost the proxy about 15% of its rate. */
+export class Abort {
+  aborted = false;
+  private listeners: (() => void)[] | undefined;
+
+  on(fn: () => void): void {
+    if (this.aborted) fn();
+    else (this.listeners ??= []).push(fn);
+  }
+
+  off(fn: () => void): void {
+    const i = this.listeners?.indexOf(fn) ?? -1;
+    if (i >= 0) this.listeners?.splice(i, 1);
+  }
+
+  fire(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const l = this.listeners;
+    this.listeners = undefined;
+    if (l) for (const fn of l) fn();
+  }
+}

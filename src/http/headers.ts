@@ -1,5 +1,3 @@
-import type { HeaderList } from "./exchange.js";
-
 // Hop-by-hop fields (RFC 9110 §7.6.1) and the proxy's own: they describe one connection, so a proxy
 // consumes them and never passes them on. Expect and Max-Forwards are handled by the proxy itself.
 const HOP_BY_HOP = new Set([
@@ -69,23 +67,8 @@ export function forwardRequestHeaders(
   return out;
 }
 
-/** Response headers for the client: the origin's, less hop-by-hop, plus our Via. */
-export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, via: string): HeaderList {
-  const listed = connectionListed(headers.connection);
-  const out: HeaderList = [];
-  let seenVia = false;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    if (name === "via") {
-      out.push([name, `${Array.isArray(value) ? value.join(", ") : value}, ${via}`]);
-      seenVia = true;
-      continue;
-    }
-    out.push([name, value]);
-  }
-  if (!seenVia) out.push(["via", via]);
-  return out;
+export function isHopByHop(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName);
 }
 
 /** True if a Via header names this proxy already: the request has looped back to us. */

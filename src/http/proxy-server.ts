@@ -1,13 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { pipeline } from "node:stream";
 import type { Config } from "../config/schema.js";
 import type { AccessLog } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address.js";
 import type { LookupFunction } from "../net/lookup.js";
 import type { Handler } from "../pipeline/stage.js";
-import type { Client, HttpExchange, HttpOutcome, HttpResponse } from "./exchange.js";
+import { PushBody } from "./body.js";
+import { Abort, type Client, type HttpExchange, type HttpOutcome, type HttpResponse } from "./exchange.js";
 import { type PageText, proxyPage } from "./pages.js";
 import { openTunnel } from "./tunnel.js";
 import { UpstreamError } from "./upstream.js";
@@ -120,7 +120,7 @@ export class ProxyServer {
     const client: Client = { address, port: socket.remotePort ?? 0, loopback: isLoopback(address) };
     const target = req.url ?? "/";
     const method = req.method ?? "GET";
-    const abort = new AbortController();
+    const abort = new Abort();
     const x = {
       id: nextId(),
       client,
@@ -131,7 +131,7 @@ export class ProxyServer {
       connect: false,
       decisions: [],
       log: { cache: "TCP_MISS", hierarchy: "HIER_NONE", peer: "-", contentType: undefined },
-      signal: abort.signal,
+      abort,
       sendContinue: () => {
         if (req.headers.expect !== undefined && !res.headersSent) res.writeContinue();
       },
@@ -144,7 +144,7 @@ export class ProxyServer {
 
     this.begin();
     res.once("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) abort.fire();
       this.end();
       rt.accessLog.write({
         start: started,
@@ -225,7 +225,11 @@ export class ProxyServer {
     x.url = url;
     x.host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     x.port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-    x.body = hasBody(req) ? req : null;
+    if (hasBody(req)) {
+      x.body = req;
+      req.setTimeout(Math.max(rt.cfg.limits.idleTimeout, 60_000), () => req.destroy(new Error("request body stalled")));
+      req.once("end", () => socket.setTimeout(0));
+    } else x.body = null;
 
     rt.handle(x).then(
       (outcome) => {
@@ -234,7 +238,7 @@ export class ProxyServer {
         this.write(req, res, outcome, x);
       },
       (err: unknown) => {
-        if (abort.signal.aborted) return;
+        if (abort.aborted) return;
         if (err instanceof UpstreamError) {
           x.log.hierarchy = "HIER_DIRECT";
           x.log.peer = x.host;
@@ -282,8 +286,7 @@ export class ProxyServer {
         title: "Bad gateway",
         message: `The server at ${x.url.host} sent a malformed response header.`,
       });
-      if (out.body && typeof (out.body as NodeJS.ReadableStream).pipe === "function")
-        (out.body as NodeJS.ReadableStream & { destroy(): void }).destroy();
+      if (out.body instanceof PushBody) out.body.abort(new Error("unrelayable response header"));
       return this.write(req, res, p, x);
     }
     const body = out.body;
@@ -291,9 +294,16 @@ export class ProxyServer {
       res.end(body ?? undefined);
       return;
     }
-    pipeline(body, res, (err) => {
+    const onDrain = () => body.resume();
+    res.on("drain", onDrain);
+    body.attach({
+      data: (chunk) => res.write(chunk),
+      end: () => {
+        res.off("drain", onDrain);
+        res.end();
+      },
       // The origin died mid-body: close the client connection so the body never looks complete.
-      if (err && !res.destroyed) res.destroy();
+      error: () => res.destroy(),
     });
   }
 
@@ -305,7 +315,7 @@ export class ProxyServer {
     const client: Client = { address, port: socket.remotePort ?? 0, loopback: isLoopback(address) };
     const target = req.url ?? "";
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/?#@[\]]+)):(\d{1,5})$/.exec(target);
-    const abort = new AbortController();
+    const abort = new Abort();
     const x = {
       id: nextId(),
       client,
@@ -317,7 +327,7 @@ export class ProxyServer {
       body: null,
       decisions: [],
       log: { cache: "TCP_TUNNEL", hierarchy: "HIER_NONE", peer: "-" },
-      signal: abort.signal,
+      abort,
       sendContinue: () => {},
     } as unknown as Mutable<HttpExchange>;
     const bytesBefore = socket.bytesWritten;
@@ -370,7 +380,7 @@ export class ProxyServer {
       this.end();
     };
     socket.once("close", () => {
-      abort.abort();
+      abort.fire();
       done();
     });
     rt.handle(x).then(
@@ -487,7 +497,10 @@ function tune(server: Server, limits: Config["proxy"]["limits"]): void {
   server.headersTimeout = limits.headerTimeout;
   server.keepAliveTimeout = limits.idleTimeout;
   server.maxConnections = limits.maxClientConnections;
-  server.timeout = Math.max(limits.idleTimeout, 60_000);
+  // No per-socket inactivity timer on every connection (it costs each read and write a timer
+  // refresh): idle keep-alive is keepAliveTimeout, slow headers are headersTimeout, and a request
+  // with a body gets its own inactivity timer while it uploads.
+  server.timeout = 0;
 }
 
 function sameAddress(server: Server, addr: ListenAddress): boolean {

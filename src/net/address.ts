@@ -37,6 +37,7 @@ export function normalizeAddress(address: string): string {
 }
 
 export function isLoopback(address: string): boolean {
+  if (address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.")) return true;
   const a = normalizeAddress(address);
   if (isIP(a) === 0) return false;
   return ipaddr.parse(a).range() === "loopback";
@@ -73,10 +74,17 @@ export class AddressSet {
     this.size = entries.length;
   }
 
+  // Clients repeat: remembering answers saves BlockList's per-call SocketAddress allocation.
+  private readonly memo = new Map<string, boolean>();
+
   has(address: string): boolean {
+    const known = this.memo.get(address);
+    if (known !== undefined) return known;
     const a = normalizeAddress(address);
     const family = isIP(a);
-    if (family === 0) return false;
-    return this.list.check(a, family === 6 ? "ipv6" : "ipv4");
+    const result = family !== 0 && this.list.check(a, family === 6 ? "ipv6" : "ipv4");
+    if (this.memo.size >= 65_536) this.memo.clear();
+    this.memo.set(address, result);
+    return result;
   }
 }

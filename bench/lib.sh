@@ -1,0 +1,158 @@
+# Shared helpers for the benchmarks: install peers from Debian, start them bound to loopback in a
+# temp dir with their own config and pid file, stop them by PID, and run wrk.
+set -euo pipefail
+
+BENCH_DIR=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  [ -n "${KEEP_BENCH:-}" ] || rm -rf "$BENCH_DIR"
+}
+trap cleanup EXIT
+
+need_debian() {
+  local missing=()
+  for pair in "$@"; do
+    local cmd=${pair%%:*} pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+
+wait_port() {
+  local port=$1
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listening on 127.0.0.1:$port" >&2
+  return 1
+}
+
+# nginx as the origin: fast enough that it is never what is measured.
+start_nginx_origin() {
+  local port=$1 conf="$BENCH_DIR/nginx.conf"
+  mkdir -p "$BENCH_DIR/nginx"
+  head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$BENCH_DIR/nginx/1k"
+  head -c 65536 /dev/urandom > "$BENCH_DIR/nginx/64k"
+  cat > "$conf" <<CONF
+worker_processes 1;
+pid $BENCH_DIR/nginx.pid;
+error_log $BENCH_DIR/nginx-error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $BENCH_DIR/nginx;
+  proxy_temp_path $BENCH_DIR/nginx;
+  fastcgi_temp_path $BENCH_DIR/nginx;
+  uwsgi_temp_path $BENCH_DIR/nginx;
+  scgi_temp_path $BENCH_DIR/nginx;
+  server {
+    listen 127.0.0.1:$port;
+    root $BENCH_DIR/nginx;
+    location = /nocache { add_header Cache-Control "no-store"; default_type text/plain; return 200 "uncacheable response body, about sixty bytes long.........\n"; }
+    location /cache/ { alias $BENCH_DIR/nginx/; add_header Cache-Control "max-age=3600"; etag on; }
+  }
+}
+CONF
+  nginx -c "$conf" 2>"$BENCH_DIR/nginx.err" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+start_squid() {
+  local port=$1 mem=${2:-64}
+  cat > "$BENCH_DIR/squid.conf" <<CONF
+http_port 127.0.0.1:$port
+pid_filename $BENCH_DIR/squid.pid
+cache_log $BENCH_DIR/squid-cache.log
+access_log stdio:$BENCH_DIR/squid-access.log
+coredump_dir $BENCH_DIR
+cache_mem $mem MB
+maximum_object_size_in_memory 1 MB
+cache_dir null /tmp
+workers 1
+acl localnet src 127.0.0.0/8
+http_access allow localnet
+http_access deny all
+visible_hostname squid-bench
+shutdown_lifetime 0 seconds
+CONF
+  chmod 777 "$BENCH_DIR"
+  squid -N -f "$BENCH_DIR/squid.conf" 2>"$BENCH_DIR/squid.err" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+start_gatehouse() {
+  local port=$1 extra=${2:-}
+  cat > "$BENCH_DIR/gatehouse.yaml" <<CONF
+rules: $BENCH_DIR/rules
+proxy:
+  listen: ["127.0.0.1:$port"]
+$extra
+dns:
+  listen: []
+admin:
+  listen: "127.0.0.1:0"
+log:
+  level: warn
+  access:
+    file: $BENCH_DIR/gatehouse-access.log
+CONF
+  mkdir -p "$BENCH_DIR/rules"
+  node "$ROOT/bin/gatehouse.js" start -c "$BENCH_DIR/gatehouse.yaml" 2>"$BENCH_DIR/gatehouse.err" &
+  PIDS+=($!)
+  GATEHOUSE_PID=$!
+  wait_port "$port"
+}
+
+# Writes a wrk Lua script that sends absolute-form requests for $1, as browsers do to a proxy.
+absolute_form_script() {
+  local url=$1 file="$BENCH_DIR/abs-$RANDOM.lua"
+  cat > "$file" <<LUA
+wrk.path = "$url"
+LUA
+  echo "$file"
+}
+
+# run_wrk NAME PORT URL SECONDS CONNECTIONS [absolute]: prints "NAME rps p50ms p99ms"
+run_wrk() {
+  local name=$1 port=$2 url=$3 secs=$4 conns=$5 mode=${6:-absolute}
+  local out
+  if [ "$mode" = absolute ]; then
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$(absolute_form_script "$url")" "http://127.0.0.1:$port/")
+  else
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
+  fi
+  local rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  echo "$name $rps $(to_ms "$p50") $(to_ms "$p99") ${errs}"
+}
+
+to_ms() {
+  local v=$1
+  case "$v" in
+    *us) awk -v x="${v%us}" 'BEGIN{printf "%.3f", x/1000}' ;;
+    *ms) awk -v x="${v%ms}" 'BEGIN{printf "%.3f", x}' ;;
+    *s) awk -v x="${v%s}" 'BEGIN{printf "%.3f", x*1000}' ;;
+    *) echo "$v" ;;
+  esac
+}
+
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
