@@ -1,14 +1,17 @@
 import type { AddressInfo } from "node:net";
+import { isDeepStrictEqual } from "node:util";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { buildHttpPipeline } from "./http/pipeline.js";
-import { type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
+import { makePage, type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
+import { policyStage } from "./http/stages/policy.js";
 import { Upstream } from "./http/upstream.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger } from "./log/logger.js";
 import { type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback, systemLookup } from "./net/lookup.js";
+import { Rules } from "./rules/rules.js";
 
 export interface StartOptions {
   /** -c FILE; undefined means ./gatehouse.yaml if present, else the embedded defaults. */
@@ -23,6 +26,7 @@ export interface StartOptions {
 
 interface Running {
   config: Config;
+  rules: Rules;
   upstream: Upstream;
   proxy: ProxyServer;
   proxyAddresses: AddressInfo[];
@@ -63,17 +67,22 @@ export class Gatehouse {
     return this.current.config;
   }
 
+  get rules(): Rules {
+    return this.current.rules;
+  }
+
   get proxyAddresses(): AddressInfo[] {
     return this.current.proxyAddresses;
   }
 
   private async build(config: Config, previous: Running | undefined): Promise<Running> {
     const cfg = config.proxy;
+    const rules = this.rulesFor(config, previous);
     const upstream = new Upstream(cfg.upstream, this.lookup, cfg.name, cfg.forwardedFor);
     const guarded = refuseLoopback(this.lookup);
     const runtime: ProxyRuntime = {
       cfg,
-      handle: buildHttpPipeline({ cfg, upstream }),
+      handle: buildHttpPipeline({ cfg, upstream, policy: [policyStage(() => rules.current, makePage(cfg))] }),
       lookup: (client) => (client.loopback ? this.lookup : guarded),
       accessLog: this.accessLog,
       log: this.log,
@@ -90,7 +99,24 @@ export class Gatehouse {
     if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {
       this.log.warn("proxy.limits.maxHeaderSize applies to listeners bound from now on; restart to apply it everywhere");
     }
-    return { config, upstream, proxy, proxyAddresses, runtime };
+    return { config, rules, upstream, proxy, proxyAddresses, runtime };
+  }
+
+  /** The same rules keep watching across a reload unless their directories changed. */
+  private rulesFor(config: Config, previous: Running | undefined): Rules {
+    const old = previous?.rules;
+    if (
+      old &&
+      previous.config.rules === config.rules &&
+      previous.config.listsDir === config.listsDir &&
+      isDeepStrictEqual(previous.config.lists, config.lists)
+    ) {
+      old.rescan();
+      return old;
+    }
+    const rules = new Rules(config, this.log);
+    rules.start();
+    return rules;
   }
 
   /** SIGHUP: build the new state from the config file; if anything fails, the old one keeps running. */
@@ -112,6 +138,7 @@ export class Gatehouse {
     }
     this.loaded = loaded;
     this.current = next;
+    if (old.rules !== next.rules) old.rules.close();
     // In-flight requests hold their own reference to the old pool; close() lets them finish.
     void old.upstream.close();
     this.log.info({ config: loaded.file ?? "(embedded defaults)" }, "configuration reloaded");
@@ -125,7 +152,8 @@ export class Gatehouse {
 
   /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
   async stop(): Promise<void> {
-    const { proxy, upstream, config } = this.current;
+    const { proxy, upstream, config, rules } = this.current;
+    rules.close();
     await proxy.stopAccepting();
     const drained = await proxy.drain(config.shutdownGrace);
     if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");

@@ -1,16 +1,27 @@
-import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
+import { DiagnosticsError, type Diagnostic, formatDiagnostic } from "../config/diagnostic.js";
 import { loadConfig } from "../config/load.js";
+import { Rules } from "../rules/rules.js";
 
-/** Validates the config (and, through the parts that read files, every rules file); exit 1 on any problem. */
+/** Validates the config and every rules file; prints file:line: reason for each problem; exit 1 on any. */
 export async function checkCommand(args: { config?: string }): Promise<number> {
+  let problems: Diagnostic[];
+  let summary = "";
   try {
     const loaded = loadConfig(args.config);
-    process.stdout.write(`${loaded.file ?? "built-in defaults"}: ok\n`);
-    return 0;
+    const rules = new Rules(loaded.config, undefined);
+    problems = rules.diagnostics();
+    const lists = rules.current.lists;
+    summary = `${loaded.file ?? "built-in defaults"}: ok; ${lists.length} list file${lists.length === 1 ? "" : "s"}, ${rules.current.firewall.size} firewall rule${rules.current.firewall.size === 1 ? "" : "s"}`;
+    rules.close();
   } catch (err) {
     if (!(err instanceof DiagnosticsError)) throw err;
-    for (const d of err.diagnostics) process.stdout.write(`${formatDiagnostic(d)}\n`);
-    process.stdout.write(`${err.diagnostics.length} problem${err.diagnostics.length === 1 ? "" : "s"} found\n`);
+    problems = err.diagnostics;
+  }
+  for (const d of problems) process.stdout.write(`${formatDiagnostic(d)}\n`);
+  if (problems.length > 0) {
+    process.stdout.write(`${problems.length} problem${problems.length === 1 ? "" : "s"} found\n`);
     return 1;
   }
+  process.stdout.write(`${summary}\n`);
+  return 0;
 }

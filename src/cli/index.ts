@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { checkCommand } from "./check.js";
+import { explainCommand } from "./explain.js";
 import { startCommand } from "./start.js";
 
 const HELP = `gatehouse: the office's caching web proxy and DNS resolver
@@ -8,10 +9,13 @@ const HELP = `gatehouse: the office's caching web proxy and DNS resolver
 Usage:
   gatehouse start [-c FILE]      run with FILE (default ./gatehouse.yaml, else built-in defaults)
   gatehouse check [-c FILE]      validate the config and every rules file; exit 1 on any problem
+  gatehouse explain URL|DOMAIN [--client IP] [-c FILE]
+                                 which rule decides a URL or a domain, and which rules lost
   gatehouse --help | --version
 
 Options:
   -c, --config FILE   config file (YAML)
+  --client IP         (explain) the office client asking
   -h, --help          show this help
   -v, --version       print the version
 `;
@@ -25,6 +29,7 @@ type Command = (args: { config?: string; positionals: string[]; values: Record<s
 const COMMANDS: Record<string, Command> = {
   start: startCommand,
   check: checkCommand,
+  explain: explainCommand,
 };
 
 export async function runCli(argv: string[]): Promise<number> {

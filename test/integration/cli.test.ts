@@ -30,8 +30,8 @@ describe("gatehouse command", () => {
   });
 
   it("check passes on a good config", async () => {
-    const { file } = tempConfig(QUIET);
-    const r = await runGatehouse(["check", "-c", file]);
+    const { dir, file } = tempConfig(QUIET);
+    const r = await runGatehouse(["check", "-c", file], dir);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
@@ -59,8 +59,8 @@ describe("gatehouse command", () => {
 
   it("SIGHUP with a bad config keeps the old one serving; a good one is applied", async () => {
     const origin = await startOrigin((_q, s) => s.end("up"));
-    const { file } = tempConfig(`${QUIET}proxy:\n  listen: ["127.0.0.1:0"]\n`);
-    const run = spawnGatehouse(["-c", file]);
+    const { dir, file } = tempConfig(`${QUIET}proxy:\n  listen: ["127.0.0.1:0"]\n`);
+    const run = spawnGatehouse(["-c", file], dir);
     try {
       const started = await run.waitFor(/gatehouse started/);
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(started)?.[1]);
@@ -87,8 +87,8 @@ describe("gatehouse command", () => {
       s.write("part one, ");
       release = () => s.end("part two");
     });
-    const { file } = tempConfig(`${QUIET}proxy:\n  listen: ["127.0.0.1:0"]\n`);
-    const run = spawnGatehouse(["-c", file]);
+    const { dir, file } = tempConfig(`${QUIET}proxy:\n  listen: ["127.0.0.1:0"]\n`);
+    const run = spawnGatehouse(["-c", file], dir);
     try {
       const started = await run.waitFor(/gatehouse started/);
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(started)?.[1]);

@@ -1,0 +1,73 @@
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../log/logger.js";
+import { allowFiles, blockFiles, firewallFile } from "./kinds.js";
+import { RemoteLists } from "./remote.js";
+import { RuleSet } from "./ruleset.js";
+import { type FileKind, RulesStore } from "./store.js";
+
+const SCAN_INTERVAL_MS = 1000;
+
+/**
+ * The rules as the rest of gatehouse sees them: the current RuleSet (swapped whole when any file
+ * changes) and the compiled values of other kinds (DNS local records) for whoever registered them.
+ */
+export class Rules {
+  private readonly store: RulesStore;
+  private remote: RemoteLists | undefined;
+  private listeners: (() => void)[] = [];
+  current: RuleSet = RuleSet.empty();
+
+  constructor(
+    private readonly config: Pick<Config, "rules" | "lists" | "listsDir">,
+    private readonly log: Logger | undefined,
+    extraKinds: readonly FileKind[] = [],
+  ) {
+    this.store = new RulesStore(
+      [
+        { dir: config.rules, kinds: [blockFiles, allowFiles, firewallFile, ...extraKinds] },
+        { dir: config.listsDir, kinds: [blockFiles, allowFiles] },
+      ],
+      log,
+    );
+    this.store.scan();
+    this.rebuild();
+  }
+
+  private rebuild(): void {
+    const lists = [...this.store.values(blockFiles), ...this.store.values(allowFiles)];
+    const [firewall] = this.store.values(firewallFile);
+    this.current = new RuleSet(lists, firewall);
+    for (const l of this.listeners) l();
+  }
+
+  /** Watch rules/ and start downloading remote lists; changes apply within about a second. */
+  start(): void {
+    this.store.watch(SCAN_INTERVAL_MS, () => this.rebuild());
+    if (this.config.lists.length > 0 && this.log) {
+      this.remote = new RemoteLists(this.config.lists, this.config.listsDir, this.log);
+      this.remote.start(() => this.rescan());
+    }
+  }
+
+  /** SIGHUP, or a remote list updated: rescan now instead of at the next tick. */
+  rescan(): void {
+    if (this.store.scan()) this.rebuild();
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  values<T>(kind: FileKind<T>): T[] {
+    return this.store.values(kind);
+  }
+
+  diagnostics() {
+    return this.store.diagnostics();
+  }
+
+  close(): void {
+    this.store.close();
+    this.remote?.stop();
+  }
+}

@@ -1,0 +1,127 @@
+import type { RuleRef } from "../pipeline/stage.js";
+import type { DomainList, ListMatch } from "./domain-list.js";
+import { normalizeDomain } from "./domain.js";
+import { Firewall, type FirewallAction, type FirewallQuery } from "./firewall.js";
+
+export interface DomainVerdict {
+  blocked: boolean;
+  /** The rule that decided: the block, or the allow/exception that beat it. */
+  rule?: RuleRef;
+}
+
+export interface DomainExplanation extends DomainVerdict {
+  name: string;
+  /** Every rule that matched, the deciding one first. */
+  matches: (ListMatch & { role: "block" | "allow" })[];
+}
+
+export interface PolicyVerdict {
+  action: FirewallAction;
+  stage: "firewall" | "blocklist" | "default";
+  rule?: RuleRef;
+  /** Rules that matched but did not decide (explain shows them). */
+  lost: RuleRef[];
+}
+
+const MEMO_LIMIT = 50_000;
+
+/**
+ * One immutable snapshot of the admin's rules; a reload builds a new one and swaps it in. Knows
+ * nothing of sockets: the proxy and the DNS ask it the same questions.
+ */
+export class RuleSet {
+  private readonly memo = new Map<string, DomainVerdict>();
+  private readonly blockPatterns: DomainList[];
+  private readonly allowPatterns: DomainList[];
+
+  constructor(
+    readonly lists: readonly DomainList[],
+    readonly firewall: Firewall = Firewall.empty("rules/firewall.rules"),
+  ) {
+    this.blockPatterns = lists.filter((l) => l.block.hasPatterns);
+    this.allowPatterns = lists.filter((l) => l.allow.hasPatterns);
+  }
+
+  static empty(): RuleSet {
+    return new RuleSet([]);
+  }
+
+  /** Is this (canonical) domain blocked by the lists? Allow entries and exceptions beat blocks. */
+  checkDomain(name: string): DomainVerdict {
+    const known = this.memo.get(name);
+    if (known) return known;
+    const verdict = this.decide(name);
+    if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
+    this.memo.set(name, verdict);
+    return verdict;
+  }
+
+  private decide(name: string): DomainVerdict {
+    const suffixes = suffixesOf(name);
+    const allow = this.best(suffixes, "allow");
+    if (allow) return { blocked: false, rule: allow };
+    const block = this.best(suffixes, "block") ?? this.patterns(name, this.blockPatterns, "block");
+    if (!block) return { blocked: false };
+    const allowPattern = this.patterns(name, this.allowPatterns, "allow");
+    return allowPattern ? { blocked: false, rule: allowPattern } : { blocked: true, rule: block };
+  }
+
+  /** The most specific hashed match of one role across every list. */
+  private best(suffixes: readonly string[], role: "block" | "allow"): RuleRef | undefined {
+    let found: { file: string; line: number; text: string; specificity: number } | undefined;
+    for (const list of this.lists) {
+      const m = list[role].matchHashed(suffixes);
+      if (m && (!found || m.specificity > found.specificity)) found = { file: list.file, ...m };
+    }
+    return found && { file: found.file, line: found.line, text: found.text };
+  }
+
+  private patterns(name: string, lists: readonly DomainList[], role: "block" | "allow"): RuleRef | undefined {
+    for (const list of lists) {
+      const m = list[role].matchPatterns(name);
+      if (m) return { file: list.file, line: m.line, text: m.text };
+    }
+    return undefined;
+  }
+
+  /** Every list rule that matches the name, for `gatehouse explain`. */
+  explainDomain(input: string): DomainExplanation {
+    const name = normalizeDomain(input) ?? input.toLowerCase();
+    const suffixes = suffixesOf(name);
+    const matches: DomainExplanation["matches"] = [];
+    for (const list of this.lists) {
+      for (const role of ["allow", "block"] as const) {
+        const side = list[role];
+        const hashed = side.matchHashed(suffixes);
+        if (hashed) matches.push({ file: list.file, ...hashed, exception: role === "allow", role });
+        const pattern = side.matchPatterns(name);
+        if (pattern) matches.push({ file: list.file, ...pattern, exception: role === "allow", role });
+      }
+    }
+    const verdict = this.decide(name);
+    matches.sort((a, b) => rank(b, verdict.rule) - rank(a, verdict.rule));
+    return { name, ...verdict, matches };
+  }
+
+  /** Firewall first (first match wins), then the blocklists; the default lets office clients through. */
+  policy(q: FirewallQuery): PolicyVerdict {
+    const fw = this.firewall.evaluate(q);
+    if (fw && fw.action !== "allow") return { action: fw.action, stage: "firewall", rule: fw.rule, lost: [] };
+    const lost = fw ? [fw.rule] : [];
+    const d = this.checkDomain(q.host);
+    if (d.blocked) return { action: "block", stage: "blocklist", rule: d.rule, lost };
+    if (fw) return { action: "allow", stage: "firewall", rule: fw.rule, lost: d.rule ? [d.rule] : [] };
+    return d.rule ? { action: "allow", stage: "blocklist", rule: d.rule, lost } : { action: "allow", stage: "default", lost };
+  }
+}
+
+function rank(m: ListMatch & { file: string }, decider: RuleRef | undefined): number {
+  return decider && m.file === decider.file && m.line === decider.line ? 1_000 : m.specificity;
+}
+
+/** "a.b.c" → ["a.b.c", "b.c", "c"]. */
+export function suffixesOf(name: string): string[] {
+  const out = [name];
+  for (let i = name.indexOf("."); i >= 0; i = name.indexOf(".", i + 1)) out.push(name.slice(i + 1));
+  return out;
+}

@@ -1,0 +1,180 @@
+import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
+import { join, relative } from "node:path";
+import { type Diagnostic, formatDiagnostic } from "../config/diagnostic.js";
+import type { Logger } from "../log/logger.js";
+
+/** A kind of file under a rules root: which paths it claims and how it compiles. */
+export interface FileKind<T = unknown> {
+  readonly name: string;
+  /** `rel` is relative to the root, with "/" separators: "block/ads.txt", "firewall.rules". */
+  matches(rel: string): boolean;
+  compile(display: string, text: string): { value: T; diagnostics: Diagnostic[] };
+}
+
+export interface Root {
+  dir: string;
+  kinds: readonly FileKind[];
+}
+
+interface Entry {
+  kind: FileKind;
+  display: string;
+  stamp: string;
+  /** The last version that compiled without problems, or the first one seen. */
+  value: unknown;
+  diagnostics: Diagnostic[];
+  good: boolean;
+}
+
+const MAX_DEPTH = 2;
+
+/**
+ * The files under rules/ (and the downloaded remote lists), compiled per file. A scan re-reads only
+ * files whose size, mtime or inode changed (an editor's save-by-rename changes the inode), so a
+ * one-line edit never recompiles a million-line list. A file that now has errors keeps its last
+ * good version in force; its problems are logged as file:line: reason.
+ */
+export class RulesStore {
+  private entries = new Map<string, Entry>();
+  private timer: NodeJS.Timeout | undefined;
+  private watchers: FSWatcher[] = [];
+  private pending: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly roots: readonly Root[],
+    private readonly log: Logger | undefined,
+  ) {}
+
+  /** Reads every file; returns true if anything changed since the last scan. */
+  scan(): boolean {
+    const seen = new Set<string>();
+    let changed = false;
+    for (const root of this.roots) {
+      for (const rel of listFiles(root.dir, "", 0)) {
+        const kind = root.kinds.find((k) => k.matches(rel));
+        if (!kind) continue;
+        const abs = join(root.dir, rel);
+        seen.add(abs);
+        if (this.load(abs, kind, displayPath(root.dir, rel))) changed = true;
+      }
+    }
+    for (const [abs, entry] of this.entries) {
+      if (seen.has(abs)) continue;
+      this.entries.delete(abs);
+      this.log?.info({ file: entry.display }, `${entry.display}: removed; its rules no longer apply`);
+      changed = true;
+    }
+    return changed;
+  }
+
+  private load(abs: string, kind: FileKind, display: string): boolean {
+    let before: ReturnType<typeof statSync>;
+    let text: string;
+    try {
+      before = statSync(abs);
+      const previous = this.entries.get(abs);
+      const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;
+      if (previous && previous.stamp === stamp) return false;
+      text = readFileSync(abs, "utf8");
+      const after = statSync(abs);
+      // Caught mid-write: leave it for the next scan.
+      if (`${after.ino}:${after.size}:${after.mtimeMs}` !== stamp) return false;
+    } catch (err) {
+      this.log?.warn({ file: display, err: (err as Error).message }, `${display}: cannot read; the last good version stays in force`);
+      return false;
+    }
+    const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;
+    const { value, diagnostics } = kind.compile(display, text);
+    const previous = this.entries.get(abs);
+    const good = diagnostics.length === 0;
+    for (const d of diagnostics) this.log?.error({ file: d.file, line: d.line, code: d.code }, formatDiagnostic(d));
+    if (!good && previous?.good) {
+      this.log?.warn({ file: display }, `${display}: has errors; its last good version stays in force until they are fixed`);
+      this.entries.set(abs, { ...previous, stamp, diagnostics });
+      return false;
+    }
+    this.entries.set(abs, { kind, display, stamp, value, diagnostics, good });
+    if (previous) this.log?.info({ file: display }, `${display}: reloaded`);
+    return true;
+  }
+
+  /** Compiled values of one kind, in path order (stable across scans). */
+  values<T>(kind: FileKind<T>): T[] {
+    return [...this.entries.values()]
+      .filter((e) => e.kind === kind)
+      .sort((a, b) => (a.display < b.display ? -1 : 1))
+      .map((e) => e.value as T);
+  }
+
+  diagnostics(): Diagnostic[] {
+    return [...this.entries.values()].flatMap((e) => e.diagnostics);
+  }
+
+  /** Rescans every `intervalMs`, and soon after the file system reports a change. */
+  watch(intervalMs: number, onChange: () => void): void {
+    const rescan = () => {
+      if (this.scan()) onChange();
+    };
+    this.timer = setInterval(rescan, intervalMs);
+    this.timer.unref();
+    for (const root of this.roots) {
+      for (const dir of listDirs(root.dir, 0)) {
+        try {
+          const w = watch(dir, () => {
+            clearTimeout(this.pending);
+            this.pending = setTimeout(rescan, 100);
+          });
+          w.on("error", () => w.close());
+          w.unref();
+          this.watchers.push(w);
+        } catch {
+          // The directory may not exist yet; the interval scan still finds it when it appears.
+        }
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    clearTimeout(this.pending);
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+  }
+}
+
+function listFiles(dir: string, prefix: string, depth: number): string[] {
+  let names: import("node:fs").Dirent[];
+  try {
+    names = readdirSync(join(dir, prefix), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const d of names) {
+    if (d.name.startsWith(".") || d.name.endsWith("~") || d.name.endsWith(".swp")) continue;
+    const rel = prefix ? `${prefix}/${d.name}` : d.name;
+    if (d.isDirectory() && depth < MAX_DEPTH) out.push(...listFiles(dir, rel, depth + 1));
+    else if (d.isFile()) out.push(rel);
+  }
+  return out;
+}
+
+function listDirs(dir: string, depth: number): string[] {
+  const out = [dir];
+  if (depth >= MAX_DEPTH) return out;
+  try {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      if (d.isDirectory() && !d.name.startsWith(".")) out.push(...listDirs(join(dir, d.name), depth + 1));
+    }
+  } catch {
+    // Missing directory: nothing to watch.
+  }
+  return out;
+}
+
+/** "rules/block/ads.txt" as the admin knows it: relative to the working directory when inside it. */
+function displayPath(dir: string, rel: string): string {
+  const full = join(dir, rel);
+  const fromCwd = relative(process.cwd(), full);
+  return fromCwd.startsWith("..") ? full : fromCwd;
+}
