@@ -1,4 +1,4 @@
-import { DiagnosticsError, type Diagnostic, formatDiagnostic } from "../config/diagnostic.js";
+import { type Diagnostic, DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { loadConfig } from "../config/load.js";
 import { Rules } from "../rules/rules.js";
 

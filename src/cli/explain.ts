@@ -8,7 +8,11 @@ import { Rules } from "../rules/rules.js";
 const where = (r: RuleRef) => `${r.file}:${r.line}`;
 
 /** gatehouse explain URL|DOMAIN [--client IP]: the decision, the rule behind it, and the rules that lost. */
-export async function explainCommand(args: { config?: string; positionals: string[]; values: Record<string, unknown> }): Promise<number> {
+export async function explainCommand(args: {
+  config?: string;
+  positionals: string[];
+  values: Record<string, unknown>;
+}): Promise<number> {
   const target = args.positionals[0];
   if (!target) {
     process.stderr.write("usage: gatehouse explain URL|DOMAIN [--client IP] [-c FILE]\n");
@@ -55,7 +59,7 @@ export async function explainCommand(args: { config?: string; positionals: strin
   const lists = rules.current.explainDomain(host);
   const out: string[] = [];
   out.push(`${url ? url.href : host}: ${verdict.action.toUpperCase()}`);
-  out.push(`  client: ${client ?? "not given (rules with \"from\" were skipped; add --client IP)"}`);
+  out.push(`  client: ${client ?? 'not given (rules with "from" were skipped; add --client IP)'}`);
   const by = verdict.stage === "blocklist" ? (verdict.action === "allow" ? "an allow entry" : "a blocklist") : "the firewall";
   if (verdict.rule) out.push(`  decided by ${by}: ${where(verdict.rule)}: ${verdict.rule.text}`);
   else out.push("  decided by the default: no rule matched, office clients are allowed");

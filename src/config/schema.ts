@@ -127,14 +127,20 @@ const front = z.strictObject({
 });
 
 const remoteList = z.strictObject({
-  url: z.string().regex(/^https?:\/\/\S+$/, { message: "expected an http:// or https:// URL" }).describe("where the list is downloaded from"),
+  url: z
+    .string()
+    .regex(/^https?:\/\/\S+$/, { message: "expected an http:// or https:// URL" })
+    .describe("where the list is downloaded from"),
   type: z.enum(["block", "allow"]).default("block").describe("block or allow list"),
   refresh: duration("24h").describe("how often it is downloaded again"),
 });
 
 export const configSchema = z.strictObject({
   rules: z.string().default("./rules").describe("admin-edited rule files, watched for changes"),
-  lists: z.array(remoteList).default([]).describe("remote block/allow lists, downloaded on a schedule and used like files in rules/"),
+  lists: z
+    .array(remoteList)
+    .default([])
+    .describe("remote block/allow lists, downloaded on a schedule and used like files in rules/"),
   listsDir: z.string().default("./var/lists").describe("where downloaded lists are kept (last good copy of each)"),
   certs: z.string().default("./certs").describe("CA, generated leaf certificates, certificates for the fronts"),
   log: z

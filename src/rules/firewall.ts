@@ -72,7 +72,8 @@ export class Firewall {
       const words = stripComment(raw).split(/\s+/).filter(Boolean);
       if (words[0]?.toLowerCase() !== "group") return;
       const [, name, ...members] = words;
-      if (!name || !/^[a-z][\w-]*$/i.test(name)) return problem(i + 1, "GH_RULE_BAD_GROUP", 'a group needs a name, like "group staff 192.168.1.0/25"');
+      if (!name || !/^[a-z][\w-]*$/i.test(name))
+        return problem(i + 1, "GH_RULE_BAD_GROUP", 'a group needs a name, like "group staff 192.168.1.0/25"');
       if (members.length === 0) return problem(i + 1, "GH_RULE_BAD_GROUP", `group ${name} has no addresses`);
       const badMember = members.find((m) => !isAddressOrCidr(m));
       if (badMember) return problem(i + 1, "GH_RULE_BAD_CIDR", `"${badMember}" is not an IP address or CIDR like 192.168.1.0/24`);
@@ -95,7 +96,11 @@ export class Firewall {
       while (k < words.length) {
         const key = (words[k] as string).toLowerCase();
         if (!KEYWORDS.has(key)) {
-          return problem(lineNo, "GH_RULE_BAD_KEYWORD", `unknown word "${words[k]}"; expected one of: ${[...KEYWORDS].join(", ")}`);
+          return problem(
+            lineNo,
+            "GH_RULE_BAD_KEYWORD",
+            `unknown word "${words[k]}"; expected one of: ${[...KEYWORDS].join(", ")}`,
+          );
         }
         // A value list runs to the next keyword; "a, b" and "a,b" both work.
         const values: string[] = [];
@@ -110,6 +115,7 @@ export class Firewall {
       }
       rules.push(rule);
     });
+    diagnostics.sort((a, b) => a.line - b.line);
     return { firewall: new Firewall(file, rules), diagnostics };
   }
 
@@ -125,7 +131,12 @@ function stripComment(raw: string): string {
   return (hash >= 0 ? raw.slice(0, hash) : raw).trim();
 }
 
-function applyCondition(rule: Rule, key: string, values: string[], groups: Map<string, string[]>): { code: string; message: string } | undefined {
+function applyCondition(
+  rule: Rule,
+  key: string,
+  values: string[],
+  groups: Map<string, string[]>,
+): { code: string; message: string } | undefined {
   switch (key) {
     case "from": {
       if (values.some((v) => v.toLowerCase() === "any")) return undefined;
@@ -153,7 +164,11 @@ function applyCondition(rule: Rule, key: string, values: string[], groups: Map<s
         if (body.includes("*")) {
           const name = normalizeDomain(body.replace(/\*/g, "x"));
           if (!name) return { code: "GH_RULE_BAD_DOMAIN", message: `"${v}" is not a domain or wildcard` };
-          const source = body.toLowerCase().split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+          const source = body
+            .toLowerCase()
+            .split("*")
+            .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+            .join(".*");
           (rule.toGlobs ??= []).push(new RegExp(`^${children ? ".+\\." : ""}${source}$`));
           continue;
         }
@@ -170,24 +185,27 @@ function applyCondition(rule: Rule, key: string, values: string[], groups: Map<s
         const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v);
         const lo = Number(m?.[1]);
         const hi = m?.[2] === undefined ? lo : Number(m[2]);
-        if (!m || lo < 1 || hi > 65535 || hi < lo) return { code: "GH_RULE_BAD_PORT", message: `"${v}" is not a port (1-65535) or a range like 8000-8999` };
+        if (!m || lo < 1 || hi > 65535 || hi < lo)
+          return { code: "GH_RULE_BAD_PORT", message: `"${v}" is not a port (1-65535) or a range like 8000-8999` };
         rule.ports.push([lo, hi]);
       }
       return undefined;
     }
     case "method":
-      if (values.some((v) => !/^[A-Za-z]+$/.test(v))) return { code: "GH_RULE_BAD_METHOD", message: "a method is a word like GET, POST or CONNECT" };
+      if (values.some((v) => !/^[A-Za-z]+$/.test(v)))
+        return { code: "GH_RULE_BAD_METHOD", message: "a method is a word like GET, POST or CONNECT" };
       rule.methods = new Set(values.map((v) => v.toUpperCase()));
       return undefined;
     case "path":
-      if (values.length !== 1 || !(values[0] as string).startsWith("/")) return { code: "GH_RULE_BAD_PATH", message: 'a path is one prefix starting with "/", like /downloads/' };
+      if (values.length !== 1 || !(values[0] as string).startsWith("/"))
+        return { code: "GH_RULE_BAD_PATH", message: 'a path is one prefix starting with "/", like /downloads/' };
       rule.path = values[0];
       return undefined;
     case "at": {
       const m = values.length === 1 ? /^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$/.exec(values[0] as string) : null;
       const nums = m ? m.slice(1).map(Number) : [];
       if (!m || (nums[0] as number) > 24 || (nums[1] as number) > 59 || (nums[2] as number) > 24 || (nums[3] as number) > 59) {
-        return { code: "GH_RULE_BAD_TIME", message: 'a time range looks like 09:00-17:00 (or 22:00-06:00 across midnight)' };
+        return { code: "GH_RULE_BAD_TIME", message: "a time range looks like 09:00-17:00 (or 22:00-06:00 across midnight)" };
       }
       rule.time = [(nums[0] as number) * 60 + (nums[1] as number), (nums[2] as number) * 60 + (nums[3] as number)];
       return undefined;
@@ -217,11 +235,15 @@ function matches(r: Rule, q: FirewallQuery): boolean {
     const ip = isIP(q.host) !== 0;
     const hit =
       (ip && r.toAddresses?.has(q.host)) ||
-      (!ip && r.toNames?.some((t) => (t.children ? q.host.endsWith(`.${t.name}`) : q.host === t.name || q.host.endsWith(`.${t.name}`)))) ||
+      (!ip &&
+        r.toNames?.some((t) =>
+          t.children ? q.host.endsWith(`.${t.name}`) : q.host === t.name || q.host.endsWith(`.${t.name}`),
+        )) ||
       (!ip && r.toGlobs?.some((g) => g.test(q.host)));
     if (!hit) return false;
   }
-  if (r.ports && (q.port === undefined || !r.ports.some(([lo, hi]) => (q.port as number) >= lo && (q.port as number) <= hi))) return false;
+  if (r.ports && (q.port === undefined || !r.ports.some(([lo, hi]) => (q.port as number) >= lo && (q.port as number) <= hi)))
+    return false;
   if (r.methods && (q.method === undefined || !r.methods.has(q.method))) return false;
   if (r.path !== undefined && (q.path === undefined || !q.path.startsWith(r.path))) return false;
   if (r.days && !r.days.has(q.now.getDay())) return false;

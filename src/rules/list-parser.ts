@@ -93,7 +93,9 @@ function hostsLine(line: string): ParsedLine {
   const fields = (hash >= 0 ? line.slice(0, hash) : line).trim().split(/\s+/);
   const address = fields[0] as string;
   if (isIP(address) === 0) {
-    return bad(`"${truncate(line)}" has spaces but does not start with an IP address; hosts lines look like "0.0.0.0 ads.example.com"`);
+    return bad(
+      `"${truncate(line)}" has spaces but does not start with an IP address; hosts lines look like "0.0.0.0 ads.example.com"`,
+    );
   }
   const names: string[] = [];
   for (const field of fields.slice(1)) {
@@ -141,7 +143,11 @@ function regexLine(line: string): ParsedLine {
   try {
     return { type: "regex", pattern: new RegExp(source, "i"), exception: false };
   } catch (err) {
-    return { type: "error", code: "GH_RULE_BAD_REGEX", message: `bad regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, "")}` };
+    return {
+      type: "error",
+      code: "GH_RULE_BAD_REGEX",
+      message: `bad regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, "")}`,
+    };
   }
 }
 

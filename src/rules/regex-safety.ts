@@ -35,7 +35,10 @@ export function unsafeRegexReason(source: string): string | undefined {
     if (c === ")") {
       const group = stack.pop();
       const next = source[i + 1];
-      const repeated = next === "*" || next === "+" || (next === "{" && /^\{\d*,\d*\}/.test(source.slice(i + 1)) && !/^\{\d+\}/.test(source.slice(i + 1)));
+      const repeated =
+        next === "*" ||
+        next === "+" ||
+        (next === "{" && /^\{\d*,\d*\}/.test(source.slice(i + 1)) && !/^\{\d+\}/.test(source.slice(i + 1)));
       if (group && repeated && group.quantified) return "nested quantifiers like (a+)+ can backtrack catastrophically";
       if (group && repeated && group.alternation) return "a repeated alternation like (a|ab)* can backtrack catastrophically";
       if (group && stack.length > 0 && (group.quantified || repeated)) {

@@ -88,7 +88,10 @@ export class RemoteLists {
       this.log.info({ url: list.url, entries: usable, file: path }, "remote list updated");
       return true;
     } catch (err) {
-      this.log.warn({ url: list.url, err: (err as Error).message }, `remote list ${list.url} not updated (${(err as Error).message}); the last good copy stays in force`);
+      this.log.warn(
+        { url: list.url, err: (err as Error).message },
+        `remote list ${list.url} not updated (${(err as Error).message}); the last good copy stays in force`,
+      );
       return false;
     }
   }

@@ -1,6 +1,6 @@
 import type { RuleRef } from "../pipeline/stage.js";
-import type { DomainList, ListMatch } from "./domain-list.js";
 import { normalizeDomain } from "./domain.js";
+import type { DomainList, ListMatch } from "./domain-list.js";
 import { Firewall, type FirewallAction, type FirewallQuery } from "./firewall.js";
 
 export interface DomainVerdict {
@@ -23,14 +23,11 @@ export interface PolicyVerdict {
   lost: RuleRef[];
 }
 
-const MEMO_LIMIT = 50_000;
-
 /**
  * One immutable snapshot of the admin's rules; a reload builds a new one and swaps it in. Knows
  * nothing of sockets: the proxy and the DNS ask it the same questions.
  */
 export class RuleSet {
-  private readonly memo = new Map<string, DomainVerdict>();
   private readonly blockPatterns: DomainList[];
   private readonly allowPatterns: DomainList[];
 
@@ -48,29 +45,19 @@ export class RuleSet {
 
   /** Is this (canonical) domain blocked by the lists? Allow entries and exceptions beat blocks. */
   checkDomain(name: string): DomainVerdict {
-    const known = this.memo.get(name);
-    if (known) return known;
-    const verdict = this.decide(name);
-    if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
-    this.memo.set(name, verdict);
-    return verdict;
-  }
-
-  private decide(name: string): DomainVerdict {
-    const suffixes = suffixesOf(name);
-    const allow = this.best(suffixes, "allow");
+    const allow = this.best(name, "allow");
     if (allow) return { blocked: false, rule: allow };
-    const block = this.best(suffixes, "block") ?? this.patterns(name, this.blockPatterns, "block");
+    const block = this.best(name, "block") ?? this.patterns(name, this.blockPatterns, "block");
     if (!block) return { blocked: false };
     const allowPattern = this.patterns(name, this.allowPatterns, "allow");
     return allowPattern ? { blocked: false, rule: allowPattern } : { blocked: true, rule: block };
   }
 
   /** The most specific hashed match of one role across every list. */
-  private best(suffixes: readonly string[], role: "block" | "allow"): RuleRef | undefined {
+  private best(name: string, role: "block" | "allow"): RuleRef | undefined {
     let found: { file: string; line: number; text: string; specificity: number } | undefined;
     for (const list of this.lists) {
-      const m = list[role].matchHashed(suffixes);
+      const m = list[role].matchHashed(name);
       if (m && (!found || m.specificity > found.specificity)) found = { file: list.file, ...m };
     }
     return found && { file: found.file, line: found.line, text: found.text };
@@ -87,18 +74,17 @@ export class RuleSet {
   /** Every list rule that matches the name, for `gatehouse explain`. */
   explainDomain(input: string): DomainExplanation {
     const name = normalizeDomain(input) ?? input.toLowerCase();
-    const suffixes = suffixesOf(name);
     const matches: DomainExplanation["matches"] = [];
     for (const list of this.lists) {
       for (const role of ["allow", "block"] as const) {
         const side = list[role];
-        const hashed = side.matchHashed(suffixes);
+        const hashed = side.matchHashed(name);
         if (hashed) matches.push({ file: list.file, ...hashed, exception: role === "allow", role });
         const pattern = side.matchPatterns(name);
         if (pattern) matches.push({ file: list.file, ...pattern, exception: role === "allow", role });
       }
     }
-    const verdict = this.decide(name);
+    const verdict = this.checkDomain(name);
     matches.sort((a, b) => rank(b, verdict.rule) - rank(a, verdict.rule));
     return { name, ...verdict, matches };
   }
@@ -117,11 +103,4 @@ export class RuleSet {
 
 function rank(m: ListMatch & { file: string }, decider: RuleRef | undefined): number {
   return decider && m.file === decider.file && m.line === decider.line ? 1_000 : m.specificity;
-}
-
-/** "a.b.c" → ["a.b.c", "b.c", "c"]. */
-export function suffixesOf(name: string): string[] {
-  const out = [name];
-  for (let i = name.indexOf("."); i >= 0; i = name.indexOf(".", i + 1)) out.push(name.slice(i + 1));
-  return out;
 }

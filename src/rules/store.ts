@@ -80,7 +80,10 @@ export class RulesStore {
       // Caught mid-write: leave it for the next scan.
       if (`${after.ino}:${after.size}:${after.mtimeMs}` !== stamp) return false;
     } catch (err) {
-      this.log?.warn({ file: display, err: (err as Error).message }, `${display}: cannot read; the last good version stays in force`);
+      this.log?.warn(
+        { file: display, err: (err as Error).message },
+        `${display}: cannot read; the last good version stays in force`,
+      );
       return false;
     }
     const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;

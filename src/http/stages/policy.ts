@@ -23,7 +23,8 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
         now: new Date(),
       });
       if (verdict.action === "allow") {
-        if (verdict.rule) x.decisions.push({ stage: verdict.stage, action: "allow", reason: "allowed by rule", rule: verdict.rule });
+        if (verdict.rule)
+          x.decisions.push({ stage: verdict.stage, action: "allow", reason: "allowed by rule", rule: verdict.rule });
         return next(x);
       }
       const rule = verdict.rule;

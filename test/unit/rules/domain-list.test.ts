@@ -62,7 +62,16 @@ describe("decisions", () => {
   const block = DomainList.compile(
     "rules/block/a.txt",
     "block",
-    ["0.0.0.0 exact.example", "tree.example", "*.kids.example", "||ad.example^", "@@||ok.ad.example^", "/^tr[0-9]+\\./", "ad*.glob.example", "münchen.example"].join("\n"),
+    [
+      "0.0.0.0 exact.example",
+      "tree.example",
+      "*.kids.example",
+      "||ad.example^",
+      "@@||ok.ad.example^",
+      "/^tr[0-9]+\\./",
+      "ad*.glob.example",
+      "münchen.example",
+    ].join("\n"),
   ).list;
   const allow = DomainList.compile("rules/allow/a.txt", "allow", ["safe.tree.example", "/^nice\\./"].join("\n")).list;
   const rules = new RuleSet([block, allow]);
