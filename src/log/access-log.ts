@@ -47,7 +47,14 @@ export class AccessLog {
     }, 250);
     timer.unref();
     return new AccessLog(
-      { write: (l) => boom.write(l), flushSync: () => boom.flushSync(), end: () => (clearInterval(timer), boom.end()) },
+      {
+        write: (l) => boom.write(l),
+        flushSync: () => boom.flushSync(),
+        end: () => {
+          clearInterval(timer);
+          boom.end();
+        },
+      },
       format,
     );
   }

@@ -68,53 +68,24 @@ export class Firewall {
     const problem = (line: number, code: string, message: string) => diagnostics.push({ file, line, code, message });
 
     // Groups first, so a rule may use a group defined further down.
-    lines.forEach((raw, i) => {
+    for (const [i, raw] of lines.entries()) {
       const words = stripComment(raw).split(/\s+/).filter(Boolean);
-      if (words[0]?.toLowerCase() !== "group") return;
+      if (words[0]?.toLowerCase() !== "group") continue;
       const [, name, ...members] = words;
-      if (!name || !/^[a-z][\w-]*$/i.test(name))
-        return problem(i + 1, "GH_RULE_BAD_GROUP", 'a group needs a name, like "group staff 192.168.1.0/25"');
-      if (members.length === 0) return problem(i + 1, "GH_RULE_BAD_GROUP", `group ${name} has no addresses`);
       const badMember = members.find((m) => !isAddressOrCidr(m));
-      if (badMember) return problem(i + 1, "GH_RULE_BAD_CIDR", `"${badMember}" is not an IP address or CIDR like 192.168.1.0/24`);
-      groups.set(name.toLowerCase(), [...(groups.get(name.toLowerCase()) ?? []), ...members]);
-    });
+      if (!name || !/^[a-z][\w-]*$/i.test(name))
+        problem(i + 1, "GH_RULE_BAD_GROUP", 'a group needs a name, like "group staff 192.168.1.0/25"');
+      else if (members.length === 0) problem(i + 1, "GH_RULE_BAD_GROUP", `group ${name} has no addresses`);
+      else if (badMember) problem(i + 1, "GH_RULE_BAD_CIDR", `"${badMember}" is not an IP address or CIDR like 192.168.1.0/24`);
+      else groups.set(name.toLowerCase(), [...(groups.get(name.toLowerCase()) ?? []), ...members]);
+    }
 
     const rules: Rule[] = [];
-    lines.forEach((raw, i) => {
+    for (const [i, raw] of lines.entries()) {
       const lineNo = i + 1;
-      const text = stripComment(raw);
-      const words = text.split(/\s+/).filter(Boolean);
-      if (words.length === 0) return;
-      const action = (words[0] as string).toLowerCase();
-      if (action === "group") return;
-      if (action !== "allow" && action !== "deny" && action !== "block") {
-        return problem(lineNo, "GH_RULE_BAD_ACTION", `a rule starts with allow, deny, block or group, not "${words[0]}"`);
-      }
-      const rule: Rule = { action, ref: { file, line: lineNo, text } };
-      let k = 1;
-      while (k < words.length) {
-        const key = (words[k] as string).toLowerCase();
-        if (!KEYWORDS.has(key)) {
-          return problem(
-            lineNo,
-            "GH_RULE_BAD_KEYWORD",
-            `unknown word "${words[k]}"; expected one of: ${[...KEYWORDS].join(", ")}`,
-          );
-        }
-        // A value list runs to the next keyword; "a, b" and "a,b" both work.
-        const values: string[] = [];
-        k++;
-        while (k < words.length && !KEYWORDS.has((words[k] as string).toLowerCase())) {
-          values.push(...(words[k] as string).split(",").filter(Boolean));
-          k++;
-        }
-        if (values.length === 0) return problem(lineNo, "GH_RULE_MISSING_VALUE", `"${key}" needs a value`);
-        const error = applyCondition(rule, key, values, groups);
-        if (error) return problem(lineNo, error.code, error.message);
-      }
-      rules.push(rule);
-    });
+      const rule = compileRule(file, lineNo, raw, groups, problem);
+      if (rule) rules.push(rule);
+    }
     diagnostics.sort((a, b) => a.line - b.line);
     return { firewall: new Firewall(file, rules), diagnostics };
   }
@@ -124,6 +95,46 @@ export class Firewall {
     for (const r of this.rules) if (matches(r, q)) return { action: r.action, rule: r.ref };
     return undefined;
   }
+}
+
+function compileRule(
+  file: string,
+  lineNo: number,
+  raw: string,
+  groups: Map<string, string[]>,
+  problem: (line: number, code: string, message: string) => void,
+): Rule | undefined {
+  const text = stripComment(raw);
+  const words = text.split(/\s+/).filter(Boolean);
+  if (words.length === 0) return;
+  const action = (words[0] as string).toLowerCase();
+  if (action === "group") return;
+  if (action !== "allow" && action !== "deny" && action !== "block") {
+    return void problem(lineNo, "GH_RULE_BAD_ACTION", `a rule starts with allow, deny, block or group, not "${words[0]}"`);
+  }
+  const rule: Rule = { action, ref: { file, line: lineNo, text } };
+  let k = 1;
+  while (k < words.length) {
+    const key = (words[k] as string).toLowerCase();
+    if (!KEYWORDS.has(key)) {
+      return void problem(
+        lineNo,
+        "GH_RULE_BAD_KEYWORD",
+        `unknown word "${words[k]}"; expected one of: ${[...KEYWORDS].join(", ")}`,
+      );
+    }
+    // A value list runs to the next keyword; "a, b" and "a,b" both work.
+    const values: string[] = [];
+    k++;
+    while (k < words.length && !KEYWORDS.has((words[k] as string).toLowerCase())) {
+      values.push(...(words[k] as string).split(",").filter(Boolean));
+      k++;
+    }
+    if (values.length === 0) return void problem(lineNo, "GH_RULE_MISSING_VALUE", `"${key}" needs a value`);
+    const error = applyCondition(rule, key, values, groups);
+    if (error) return void problem(lineNo, error.code, error.message);
+  }
+  return rule;
 }
 
 function stripComment(raw: string): string {
