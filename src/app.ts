@@ -10,7 +10,12 @@ import { Upstream } from "./http/upstream.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger } from "./log/logger.js";
 import { type ListenAddress, parseListen } from "./net/address.js";
-import { type LookupFunction, refuseLoopback, systemLookup } from "./net/lookup.js";
+import { DNS_FILE_KINDS } from "./dns/local.js";
+import { resolverLookup } from "./dns/lookup.js";
+import { QueryLog } from "./dns/query-log.js";
+import { DnsResolver } from "./dns/resolver.js";
+import { DnsServer } from "./dns/server.js";
+import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { Rules } from "./rules/rules.js";
 
 export interface StartOptions {
@@ -20,6 +25,7 @@ export interface StartOptions {
   config?: Config;
   log?: Logger;
   accessLog?: AccessLog;
+  queryLog?: QueryLog;
   /** Resolver used for origin connections; the DNS part supplies its own pipeline here. */
   lookup?: LookupFunction;
 }
@@ -27,6 +33,8 @@ export interface StartOptions {
 interface Running {
   config: Config;
   rules: Rules;
+  resolver: DnsResolver;
+  dns: DnsServer | undefined;
   upstream: Upstream;
   proxy: ProxyServer;
   proxyAddresses: AddressInfo[];
@@ -41,7 +49,7 @@ export class Gatehouse {
   private current!: Running;
   private readonly log: Logger;
   private readonly accessLog: AccessLog;
-  private readonly lookup: LookupFunction;
+  private readonly queryLog: QueryLog;
 
   private constructor(
     private readonly opts: StartOptions,
@@ -49,7 +57,7 @@ export class Gatehouse {
   ) {
     this.log = opts.log ?? createLogger(loaded.config.log.level);
     this.accessLog = opts.accessLog ?? AccessLog.open(loaded.config.log.access.file, loaded.config.log.access.format);
-    this.lookup = opts.lookup ?? systemLookup;
+    this.queryLog = opts.queryLog ?? QueryLog.open(loaded.config.log.queries.file);
   }
 
   static async start(opts: StartOptions = {}): Promise<Gatehouse> {
@@ -57,7 +65,11 @@ export class Gatehouse {
     const app = new Gatehouse(opts, loaded);
     app.current = await app.build(loaded.config, undefined);
     app.log.info(
-      { config: loaded.file ?? "(embedded defaults)", proxy: app.current.proxyAddresses.map(fmtAddress) },
+      {
+        config: loaded.file ?? "(embedded defaults)",
+        proxy: app.current.proxyAddresses.map(fmtAddress),
+        dns: app.dnsAddresses.map((a) => fmtAddress({ ...a, family: a.address.includes(":") ? "IPv6" : "IPv4" })),
+      },
       "gatehouse started",
     );
     return app;
@@ -71,6 +83,14 @@ export class Gatehouse {
     return this.current.rules;
   }
 
+  get dnsAddresses(): { address: string; port: number }[] {
+    return this.current.dns?.addresses ?? [];
+  }
+
+  get resolver(): DnsResolver {
+    return this.current.resolver;
+  }
+
   get proxyAddresses(): AddressInfo[] {
     return this.current.proxyAddresses;
   }
@@ -78,12 +98,15 @@ export class Gatehouse {
   private async build(config: Config, previous: Running | undefined): Promise<Running> {
     const cfg = config.proxy;
     const rules = this.rulesFor(config, previous);
-    const upstream = new Upstream(cfg.upstream, this.lookup, cfg.name, cfg.forwardedFor);
-    const guarded = refuseLoopback(this.lookup);
+    const keepCache = previous && isDeepStrictEqual(previous.config.dns.cache, config.dns.cache) ? previous.resolver.cache : undefined;
+    const resolver = new DnsResolver(config.dns, rules, this.log, this.queryLog, keepCache);
+    const lookup = this.opts.lookup ?? resolverLookup(() => this.current?.resolver ?? resolver);
+    const upstream = new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor);
+    const guarded = refuseLoopback(lookup);
     const runtime: ProxyRuntime = {
       cfg,
       handle: buildHttpPipeline({ cfg, upstream, policy: [policyStage(() => rules.current, makePage(cfg))] }),
-      lookup: (client) => (client.loopback ? this.lookup : guarded),
+      lookup: (client) => (client.loopback ? lookup : guarded),
       accessLog: this.accessLog,
       log: this.log,
     };
@@ -99,7 +122,21 @@ export class Gatehouse {
     if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {
       this.log.warn("proxy.limits.maxHeaderSize applies to listeners bound from now on; restart to apply it everywhere");
     }
-    return { config, rules, upstream, proxy, proxyAddresses, runtime };
+    let dns = previous?.dns;
+    if (!previous || !isDeepStrictEqual(previous.config.dns.listen, config.dns.listen) || previous.config.dns.tcpIdleTimeout !== config.dns.tcpIdleTimeout) {
+      dns = undefined;
+      if (config.dns.listen.length > 0) {
+        dns = new DnsServer(() => this.current?.resolver ?? resolver, this.log, config.dns.tcpIdleTimeout);
+        try {
+          await dns.listen(config.dns.listen.map((t) => parseListen(t) as ListenAddress));
+        } catch (err) {
+          await dns.close();
+          void upstream.close();
+          throw new Error(`dns.listen: ${(err as Error).message}`);
+        }
+      }
+    }
+    return { config, rules, resolver, dns, upstream, proxy, proxyAddresses, runtime };
   }
 
   /** The same rules keep watching across a reload unless their directories changed. */
@@ -114,7 +151,7 @@ export class Gatehouse {
       old.rescan();
       return old;
     }
-    const rules = new Rules(config, this.log);
+    const rules = new Rules(config, this.log, DNS_FILE_KINDS);
     rules.start();
     return rules;
   }
@@ -139,6 +176,7 @@ export class Gatehouse {
     this.loaded = loaded;
     this.current = next;
     if (old.rules !== next.rules) old.rules.close();
+    if (old.dns && old.dns !== next.dns) void old.dns.close();
     // In-flight requests hold their own reference to the old pool; close() lets them finish.
     void old.upstream.close();
     this.log.info({ config: loaded.file ?? "(embedded defaults)" }, "configuration reloaded");
@@ -152,14 +190,16 @@ export class Gatehouse {
 
   /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
   async stop(): Promise<void> {
-    const { proxy, upstream, config, rules } = this.current;
+    const { proxy, upstream, config, rules, dns } = this.current;
     rules.close();
+    await dns?.close();
     await proxy.stopAccepting();
     const drained = await proxy.drain(config.shutdownGrace);
     if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");
     proxy.destroyAll();
     upstream.destroy();
     this.accessLog.close();
+    this.queryLog.close();
     this.log.info("gatehouse stopped");
   }
 }

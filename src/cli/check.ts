@@ -1,5 +1,6 @@
 import { type Diagnostic, DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { loadConfig } from "../config/load.js";
+import { DNS_FILE_KINDS } from "../dns/local.js";
 import { Rules } from "../rules/rules.js";
 
 /** Validates the config and every rules file; prints file:line: reason for each problem; exit 1 on any. */
@@ -8,7 +9,7 @@ export async function checkCommand(args: { config?: string }): Promise<number> {
   let summary = "";
   try {
     const loaded = loadConfig(args.config);
-    const rules = new Rules(loaded.config, undefined);
+    const rules = new Rules(loaded.config, undefined, DNS_FILE_KINDS);
     problems = rules.diagnostics();
     const lists = rules.current.lists;
     summary = `${loaded.file ?? "built-in defaults"}: ok; ${lists.length} list file${lists.length === 1 ? "" : "s"}, ${rules.current.firewall.size} firewall rule${rules.current.firewall.size === 1 ? "" : "s"}`;

@@ -3,6 +3,7 @@ import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { loadConfig } from "../config/load.js";
 import type { RuleRef } from "../pipeline/stage.js";
 import { normalizeDomain } from "../rules/domain.js";
+import { DNS_FILE_KINDS } from "../dns/local.js";
 import { Rules } from "../rules/rules.js";
 
 const where = (r: RuleRef) => `${r.file}:${r.line}`;
@@ -41,7 +42,7 @@ export async function explainCommand(args: {
   }
   let rules: Rules;
   try {
-    rules = new Rules(loadConfig(args.config).config, undefined);
+    rules = new Rules(loadConfig(args.config).config, undefined, DNS_FILE_KINDS);
   } catch (err) {
     if (!(err instanceof DiagnosticsError)) throw err;
     for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);

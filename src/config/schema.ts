@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { isAddressOrCidr, OFFICE_RANGES, parseListen } from "../net/address.js";
+import { isIP } from "node:net";
+import { isAddressOrCidr, OFFICE_RANGES, parseHostPort, parseListen } from "../net/address.js";
 import { parseDuration, parseSize } from "./units.js";
 
 // One schema for the whole of gatehouse.yaml. Every key has a default and a one-line doc (.describe),
@@ -46,6 +47,12 @@ const hostPort = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+)(:\d{1,5})?$/, { message: 'expected "host:port" like 10.0.0.5:53' });
 
 const port = z.number().int().min(1).max(65535);
+
+const queryLog = z
+  .strictObject({
+    file: z.string().default("-").describe('where DNS query lines go (JSON): a file path, "-" for stdout, "" for nowhere'),
+  })
+  .prefault({});
 
 const accessLog = z
   .strictObject({
@@ -102,11 +109,37 @@ const proxy = z
   })
   .prefault({});
 
+const ipPort = z.string().refine((v) => parseHostPort(v, 53) !== undefined, {
+  message: 'expected an IP address with an optional port, like 10.0.0.5 or 10.0.0.5:53 or [2001:db8::1]:53',
+});
+
+const dnsCache = z
+  .strictObject({
+    entries: z.number().int().min(0).default(100_000).describe("answers kept; the least recently used go first; 0 = no cache"),
+    minTtl: duration("0s").describe("answers are kept at least this long"),
+    maxTtl: duration("1d").describe("answers are kept at most this long"),
+    negativeMaxTtl: duration("1h").describe("NXDOMAIN/NODATA answers are kept at most this long (RFC 2308)"),
+    prefetch: z.boolean().default(true).describe("refresh popular answers shortly before they expire"),
+    serveStale: duration("1d").describe("when every upstream fails, answer from expired entries up to this old (RFC 8767); 0 = never"),
+  })
+  .prefault({});
+
 const dns = z
   .strictObject({
     listen: listenList([":53"]).describe("addresses of the DNS server, UDP and TCP; [] turns it off"),
-    upstreams: z.array(hostPort).default([]).describe("content servers; empty = nameservers in /etc/resolv.conf"),
-    forward: z.record(z.string(), z.array(hostPort)).default({}).describe("conditional forwarding by domain"),
+    upstreams: z.array(ipPort).default([]).describe("content servers; empty = nameservers in /etc/resolv.conf"),
+    forward: z.record(z.string(), z.array(ipPort)).default({}).describe("conditional forwarding by domain"),
+    clients: z.array(cidr).default([...OFFICE_RANGES]).describe("addresses and CIDRs that may ask; others get REFUSED"),
+    blockMode: z
+      .enum(["zero", "nxdomain", "refused", "address"])
+      .default("zero")
+      .describe("answer for blocked names: 0.0.0.0/::, NXDOMAIN, REFUSED, or blockAddress"),
+    blockAddress: z.array(z.string().refine((v) => isIP(v) !== 0, { message: "expected an IP address" })).default([]).describe("with blockMode address: where blocked names point (the block page)"),
+    blockTtl: duration("60s").describe("TTL of answers for blocked names"),
+    rateLimit: z.number().int().min(0).default(1000).describe("queries a second per client before they are dropped; 0 = no limit"),
+    timeout: duration("2s").describe("time to wait for one upstream before trying the next"),
+    tcpIdleTimeout: duration("10s").describe("an idle TCP client connection is closed after this"),
+    cache: dnsCache,
   })
   .prefault({});
 
@@ -147,6 +180,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       level: z.enum(["debug", "info", "warn", "error"]).default("info").describe("level of the program log (stderr)"),
       access: accessLog.describe("one line per proxied request"),
+      queries: queryLog.describe("one line per DNS query"),
     })
     .prefault({}),
   shutdownGrace: duration("10s").describe("on SIGTERM, open requests get this long to finish"),

@@ -81,6 +81,12 @@ export class Upstream {
         err,
       );
     }
+    if (inner === "GH_DNS_BLOCKED") {
+      return new UpstreamError(
+        { status: 403, title: "Blocked", message: `${url.hostname} is blocked by the office's DNS rules (its name or a name it points to is listed).` },
+        err,
+      );
+    }
     if (inner === "ENOTFOUND" || inner === "EAI_AGAIN" || inner === "ENODATA") {
       return new UpstreamError(
         {

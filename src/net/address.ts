@@ -31,6 +31,25 @@ export function parseListen(text: string): ListenAddress | string {
   return { host, port, text };
 }
 
+/** "10.0.0.5", "10.0.0.5:53", "[2001:db8::1]:53", "2001:db8::1": an IP and a port. */
+export function parseHostPort(text: string, defaultPort: number): { address: string; port: number } | undefined {
+  const t = text.trim();
+  let address = t;
+  let port = defaultPort;
+  const bracket = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(t);
+  if (bracket) {
+    address = bracket[1] as string;
+    if (bracket[2]) port = Number(bracket[2]);
+  } else if (isIP(t) === 0) {
+    const m = /^([^:]+):(\d{1,5})$/.exec(t);
+    if (!m) return undefined;
+    address = m[1] as string;
+    port = Number(m[2]);
+  }
+  if (isIP(address) === 0 || port < 1 || port > 65535) return undefined;
+  return { address, port };
+}
+
 /** "::ffff:10.1.2.3" (an IPv4 client on a dual-stack socket) becomes "10.1.2.3". */
 export function normalizeAddress(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;

@@ -1,0 +1,115 @@
+import { LRUCache } from "lru-cache";
+import type { Config } from "../config/schema.js";
+import type { Handler, Stage } from "../pipeline/stage.js";
+import type { DnsExchange, DnsOutcome, StoredAnswer } from "./exchange.js";
+import { RCODE } from "./wire.js";
+
+type CacheConfig = Config["dns"]["cache"];
+
+interface Entry {
+  answer: StoredAnswer;
+  storedAt: number;
+  /** Seconds the answer may be served fresh (after min/max TTL). */
+  ttl: number;
+  hits: number;
+  refreshing: boolean;
+}
+
+// RFC 8767 §4: a stale answer goes out with a short TTL so clients come back soon.
+const STALE_TTL = 30;
+const PREFETCH_WINDOW = 0.1;
+
+/**
+ * The DNS cache: answers by name, type and class, bounded in entries with lru-cache (eviction is
+ * O(1), so the miss path stays flat as the cache fills). Concurrent misses for one key share one
+ * upstream query. Popular answers are refreshed in the background shortly before they expire;
+ * expired answers are kept up to `serveStale` and used only when every upstream fails.
+ */
+export class DnsCache {
+  private readonly lru: LRUCache<string, Entry>;
+  private readonly inflight = new Map<string, Promise<DnsOutcome>>();
+
+  constructor(private readonly cfg: CacheConfig) {
+    this.lru = new LRUCache<string, Entry>({ max: Math.max(1, cfg.entries) });
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  clear(): void {
+    this.lru.clear();
+  }
+
+  stage(): Stage<DnsExchange, DnsOutcome> {
+    return { name: "cache", handle: (x, next) => this.handle(x, next) };
+  }
+
+  private async handle(x: DnsExchange, next: Handler<DnsExchange, DnsOutcome>): Promise<DnsOutcome> {
+    if (this.cfg.entries === 0) return next(x);
+    const key = `${x.type}/${x.qclass}/${x.name}`;
+    const now = Date.now();
+    const entry = this.lru.get(key);
+    if (entry) {
+      const age = Math.floor((now - entry.storedAt) / 1000);
+      if (age < entry.ttl) {
+        entry.hits++;
+        if (this.cfg.prefetch && !entry.refreshing && entry.hits > 1 && entry.ttl >= 10 && entry.ttl - age <= entry.ttl * PREFETCH_WINDOW) {
+          entry.refreshing = true;
+          void this.fetch(key, x, next).finally(() => {
+            entry.refreshing = false;
+          });
+        }
+        return { kind: "upstream", answer: entry.answer, age, result: "cached" };
+      }
+    }
+    let outcome: DnsOutcome;
+    try {
+      outcome = await this.fetch(key, x, next);
+    } catch (err) {
+      const stale = this.stale(entry, now);
+      if (stale) return stale;
+      throw err;
+    }
+    if (outcome.kind === "upstream" && outcome.answer.info.rcode === RCODE.SERVFAIL) return this.stale(entry, now) ?? outcome;
+    return outcome;
+  }
+
+  private stale(entry: Entry | undefined, now: number): DnsOutcome | undefined {
+    if (!entry || this.cfg.serveStale === 0) return undefined;
+    if (now - entry.storedAt > entry.ttl * 1000 + this.cfg.serveStale) return undefined;
+    return { kind: "upstream", answer: entry.answer, age: 0, result: "stale", staleTtl: STALE_TTL };
+  }
+
+  /** One upstream query per key at a time; its answer is stored if it may be. */
+  private fetch(key: string, x: DnsExchange, next: Handler<DnsExchange, DnsOutcome>): Promise<DnsOutcome> {
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = next(x)
+      .then((outcome) => {
+        if (outcome.kind === "upstream") this.store(key, outcome.answer);
+        return outcome;
+      })
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private store(key: string, answer: StoredAnswer): void {
+    const { info } = answer;
+    if (info.truncated || (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN)) return;
+    // No TTL (a negative answer without SOA, RFC 2308 §5): not cached.
+    if (info.minTtl === undefined) return;
+    const negative = info.answerCount === 0;
+    const max = negative ? Math.min(this.cfg.negativeMaxTtl, this.cfg.maxTtl) : this.cfg.maxTtl;
+    const ttl = Math.min(Math.max(info.minTtl, Math.ceil(this.cfg.minTtl / 1000)), Math.floor(max / 1000));
+    if (ttl <= 0) return;
+    // Served TTLs count down from what we keep, never from more.
+    for (const off of info.ttlOffsets) {
+      const t = answer.bytes.readUInt32BE(off);
+      if (t > ttl) answer.bytes.writeUInt32BE(ttl, off);
+      else if (t < ttl && negative === false && this.cfg.minTtl > 0) answer.bytes.writeUInt32BE(ttl, off);
+    }
+    this.lru.set(key, { answer, storedAt: Date.now(), ttl, hits: 0, refreshing: false });
+  }
+}

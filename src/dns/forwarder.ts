@@ -1,0 +1,164 @@
+import { randomInt } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { isIP, connect as tcpConnect } from "node:net";
+import { buildQuery, RCODE, RCODE_NAME, readQuestion } from "./wire.js";
+
+export interface UpstreamServer {
+  address: string;
+  port: number;
+  label: string;
+}
+
+interface Health {
+  failures: number;
+  downUntil: number;
+}
+
+const DOWN_AFTER = 3;
+const DOWN_FOR_MS = 30_000;
+
+export class UpstreamFailure extends Error {}
+
+/**
+ * Asks the content servers. Each query gets a random ID and a fresh UDP socket (a random source
+ * port), and an answer counts only if it comes from the address and port asked, with the same ID
+ * and question: the defences against off-path cache poisoning. Truncated answers are asked again
+ * over TCP. Time-outs, SERVFAIL and REFUSED move on to the next server; a server that keeps failing
+ * is skipped for a while and tried again later.
+ */
+export class Forwarder {
+  private readonly health = new Map<string, Health>();
+  private readonly conditional: [suffix: string, servers: UpstreamServer[]][];
+
+  constructor(
+    private readonly defaults: readonly UpstreamServer[],
+    forward: Record<string, UpstreamServer[]>,
+    private readonly timeoutMs: number,
+  ) {
+    this.conditional = Object.entries(forward)
+      .map(([domain, servers]) => [domain.toLowerCase().replace(/\.$/, ""), servers] as [string, UpstreamServer[]])
+      .sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /** The servers for a name: the longest matching dns.forward domain, else the defaults. */
+  serversFor(name: string): readonly UpstreamServer[] {
+    for (const [suffix, servers] of this.conditional) {
+      if (name === suffix || name.endsWith(`.${suffix}`)) return servers;
+    }
+    return this.defaults;
+  }
+
+  async resolve(name: string, type: number, qclass: number, tcp: boolean): Promise<{ bytes: Buffer; upstream: string }> {
+    const servers = this.order(this.serversFor(name));
+    if (servers.length === 0) throw new UpstreamFailure("no upstream DNS servers configured (dns.upstreams)");
+    const problems: string[] = [];
+    for (const server of servers) {
+      try {
+        let bytes = tcp ? await this.askTcp(server, name, type, qclass) : await this.askUdp(server, name, type, qclass);
+        if (!tcp && (bytes.readUInt16BE(2) & 0x0200) !== 0) bytes = await this.askTcp(server, name, type, qclass);
+        const rcode = bytes.readUInt16BE(2) & 0xf;
+        if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
+          this.failed(server);
+          problems.push(`${server.label}: ${RCODE_NAME[rcode]}`);
+          continue;
+        }
+        this.succeeded(server);
+        return { bytes, upstream: server.label };
+      } catch (err) {
+        this.failed(server);
+        problems.push(`${server.label}: ${(err as Error).message}`);
+      }
+    }
+    throw new UpstreamFailure(`every upstream failed (${problems.join("; ")})`);
+  }
+
+  private order(servers: readonly UpstreamServer[]): UpstreamServer[] {
+    const now = Date.now();
+    const up = servers.filter((s) => (this.health.get(s.label)?.downUntil ?? 0) <= now);
+    const down = servers.filter((s) => (this.health.get(s.label)?.downUntil ?? 0) > now);
+    return [...up, ...down];
+  }
+
+  private failed(s: UpstreamServer): void {
+    const h = this.health.get(s.label) ?? { failures: 0, downUntil: 0 };
+    h.failures++;
+    if (h.failures >= DOWN_AFTER) h.downUntil = Date.now() + DOWN_FOR_MS;
+    this.health.set(s.label, h);
+  }
+
+  private succeeded(s: UpstreamServer): void {
+    this.health.delete(s.label);
+  }
+
+  /** For the admin page and tests: servers currently skipped. */
+  downServers(): string[] {
+    const now = Date.now();
+    return [...this.health].filter(([, h]) => h.downUntil > now).map(([label]) => label);
+  }
+
+  private askUdp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
+    const id = randomInt(0, 65_536);
+    const query = buildQuery(id, name, type, qclass);
+    return new Promise((resolve, reject) => {
+      const socket = createSocket(isIP(s.address) === 6 ? "udp6" : "udp4");
+      const timer = setTimeout(() => finish(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const finish = (err: Error | null, bytes?: Buffer) => {
+        clearTimeout(timer);
+        socket.close();
+        if (err) reject(err);
+        else resolve(bytes as Buffer);
+      };
+      socket.on("message", (msg, rinfo) => {
+        // Anything else arriving on this port is ignored, not an error: it may be a spoofing attempt.
+        if (rinfo.address !== s.address || rinfo.port !== s.port) return;
+        if (matches(msg, id, name, type, qclass)) finish(null, msg);
+      });
+      socket.on("error", (err) => finish(err));
+      socket.send(query, s.port, s.address, (err) => {
+        if (err) finish(err);
+      });
+    });
+  }
+
+  private askTcp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
+    const id = randomInt(0, 65_536);
+    const query = buildQuery(id, name, type, qclass);
+    return new Promise((resolve, reject) => {
+      const socket = tcpConnect({ host: s.address, port: s.port });
+      let buf = Buffer.alloc(0);
+      const timer = setTimeout(() => finish(new Error(`no TCP answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const finish = (err: Error | null, bytes?: Buffer) => {
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(bytes as Buffer);
+      };
+      socket.on("connect", () => {
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(query.length, 0);
+        socket.write(Buffer.concat([len, query]));
+      });
+      socket.on("data", (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        if (buf.length < 2) return;
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) return;
+        const msg = buf.subarray(2, 2 + len);
+        if (matches(msg, id, name, type, qclass)) finish(null, Buffer.from(msg));
+        else finish(new Error("TCP answer does not match the question"));
+      });
+      socket.on("error", (err) => finish(err));
+      socket.on("end", () => finish(new Error("connection closed before an answer")));
+    });
+  }
+}
+
+function matches(msg: Buffer, id: number, name: string, type: number, qclass: number): boolean {
+  if (msg.length < 12 || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & 0x8000) === 0 || msg.readUInt16BE(4) !== 1) return false;
+  try {
+    const q = readQuestion(msg, 12);
+    return q.name === name && q.type === type && q.class === qclass;
+  } catch {
+    return false;
+  }
+}
