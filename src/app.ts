@@ -3,6 +3,11 @@ import { isDeepStrictEqual } from "node:util";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
+import { DNS_FILE_KINDS } from "./dns/local.js";
+import { resolverLookup } from "./dns/lookup.js";
+import { QueryLog } from "./dns/query-log.js";
+import { DnsResolver } from "./dns/resolver.js";
+import { DnsServer } from "./dns/server.js";
 import { buildHttpPipeline } from "./http/pipeline.js";
 import { makePage, type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
 import { policyStage } from "./http/stages/policy.js";
@@ -10,11 +15,6 @@ import { Upstream } from "./http/upstream.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger } from "./log/logger.js";
 import { type ListenAddress, parseListen } from "./net/address.js";
-import { DNS_FILE_KINDS } from "./dns/local.js";
-import { resolverLookup } from "./dns/lookup.js";
-import { QueryLog } from "./dns/query-log.js";
-import { DnsResolver } from "./dns/resolver.js";
-import { DnsServer } from "./dns/server.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { Rules } from "./rules/rules.js";
 
@@ -98,7 +98,8 @@ export class Gatehouse {
   private async build(config: Config, previous: Running | undefined): Promise<Running> {
     const cfg = config.proxy;
     const rules = this.rulesFor(config, previous);
-    const keepCache = previous && isDeepStrictEqual(previous.config.dns.cache, config.dns.cache) ? previous.resolver.cache : undefined;
+    const keepCache =
+      previous && isDeepStrictEqual(previous.config.dns.cache, config.dns.cache) ? previous.resolver.cache : undefined;
     const resolver = new DnsResolver(config.dns, rules, this.log, this.queryLog, keepCache);
     const lookup = this.opts.lookup ?? resolverLookup(() => this.current?.resolver ?? resolver);
     const upstream = new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor);
@@ -123,7 +124,11 @@ export class Gatehouse {
       this.log.warn("proxy.limits.maxHeaderSize applies to listeners bound from now on; restart to apply it everywhere");
     }
     let dns = previous?.dns;
-    if (!previous || !isDeepStrictEqual(previous.config.dns.listen, config.dns.listen) || previous.config.dns.tcpIdleTimeout !== config.dns.tcpIdleTimeout) {
+    if (
+      !previous ||
+      !isDeepStrictEqual(previous.config.dns.listen, config.dns.listen) ||
+      previous.config.dns.tcpIdleTimeout !== config.dns.tcpIdleTimeout
+    ) {
       dns = undefined;
       if (config.dns.listen.length > 0) {
         dns = new DnsServer(() => this.current?.resolver ?? resolver, this.log, config.dns.tcpIdleTimeout);

@@ -1,9 +1,9 @@
 import { isIP } from "node:net";
 import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { loadConfig } from "../config/load.js";
+import { DNS_FILE_KINDS } from "../dns/local.js";
 import type { RuleRef } from "../pipeline/stage.js";
 import { normalizeDomain } from "../rules/domain.js";
-import { DNS_FILE_KINDS } from "../dns/local.js";
 import { Rules } from "../rules/rules.js";
 
 const where = (r: RuleRef) => `${r.file}:${r.line}`;

@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { isIP } from "node:net";
+import { z } from "zod";
 import { isAddressOrCidr, OFFICE_RANGES, parseHostPort, parseListen } from "../net/address.js";
 import { parseDuration, parseSize } from "./units.js";
 
@@ -110,7 +110,7 @@ const proxy = z
   .prefault({});
 
 const ipPort = z.string().refine((v) => parseHostPort(v, 53) !== undefined, {
-  message: 'expected an IP address with an optional port, like 10.0.0.5 or 10.0.0.5:53 or [2001:db8::1]:53',
+  message: "expected an IP address with an optional port, like 10.0.0.5 or 10.0.0.5:53 or [2001:db8::1]:53",
 });
 
 const dnsCache = z
@@ -120,7 +120,9 @@ const dnsCache = z
     maxTtl: duration("1d").describe("answers are kept at most this long"),
     negativeMaxTtl: duration("1h").describe("NXDOMAIN/NODATA answers are kept at most this long (RFC 2308)"),
     prefetch: z.boolean().default(true).describe("refresh popular answers shortly before they expire"),
-    serveStale: duration("1d").describe("when every upstream fails, answer from expired entries up to this old (RFC 8767); 0 = never"),
+    serveStale: duration("1d").describe(
+      "when every upstream fails, answer from expired entries up to this old (RFC 8767); 0 = never",
+    ),
   })
   .prefault({});
 
@@ -129,14 +131,25 @@ const dns = z
     listen: listenList([":53"]).describe("addresses of the DNS server, UDP and TCP; [] turns it off"),
     upstreams: z.array(ipPort).default([]).describe("content servers; empty = nameservers in /etc/resolv.conf"),
     forward: z.record(z.string(), z.array(ipPort)).default({}).describe("conditional forwarding by domain"),
-    clients: z.array(cidr).default([...OFFICE_RANGES]).describe("addresses and CIDRs that may ask; others get REFUSED"),
+    clients: z
+      .array(cidr)
+      .default([...OFFICE_RANGES])
+      .describe("addresses and CIDRs that may ask; others get REFUSED"),
     blockMode: z
       .enum(["zero", "nxdomain", "refused", "address"])
       .default("zero")
       .describe("answer for blocked names: 0.0.0.0/::, NXDOMAIN, REFUSED, or blockAddress"),
-    blockAddress: z.array(z.string().refine((v) => isIP(v) !== 0, { message: "expected an IP address" })).default([]).describe("with blockMode address: where blocked names point (the block page)"),
+    blockAddress: z
+      .array(z.string().refine((v) => isIP(v) !== 0, { message: "expected an IP address" }))
+      .default([])
+      .describe("with blockMode address: where blocked names point (the block page)"),
     blockTtl: duration("60s").describe("TTL of answers for blocked names"),
-    rateLimit: z.number().int().min(0).default(1000).describe("queries a second per client before they are dropped; 0 = no limit"),
+    rateLimit: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe("queries a second per client before they are dropped; 0 = no limit"),
     timeout: duration("2s").describe("time to wait for one upstream before trying the next"),
     tcpIdleTimeout: duration("10s").describe("an idle TCP client connection is closed after this"),
     cache: dnsCache,

@@ -54,7 +54,13 @@ export class DnsCache {
       const age = Math.floor((now - entry.storedAt) / 1000);
       if (age < entry.ttl) {
         entry.hits++;
-        if (this.cfg.prefetch && !entry.refreshing && entry.hits > 1 && entry.ttl >= 10 && entry.ttl - age <= entry.ttl * PREFETCH_WINDOW) {
+        if (
+          this.cfg.prefetch &&
+          !entry.refreshing &&
+          entry.hits > 1 &&
+          entry.ttl >= 10 &&
+          entry.ttl - age <= entry.ttl * PREFETCH_WINDOW
+        ) {
           entry.refreshing = true;
           void this.fetch(key, x, next).finally(() => {
             entry.refreshing = false;

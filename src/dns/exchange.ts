@@ -56,14 +56,22 @@ export function adaptAnswer(x: DnsExchange, outcome: Extract<DnsOutcome, { kind:
     out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
   }
   if (out.length <= maxSize) return out;
-  return truncatedResponse(out, 12 + x.query.questionBytes.length, withOpt ? optRecord(1232, x.query.edns?.do === true) : undefined);
+  return truncatedResponse(
+    out,
+    12 + x.query.questionBytes.length,
+    withOpt ? optRecord(1232, x.query.edns?.do === true) : undefined,
+  );
 }
 
 /** A message built here, cut to header and question with TC when it does not fit. */
 export function fitMessage(x: DnsExchange, bytes: Buffer, maxSize: number): Buffer {
   if (bytes.length <= maxSize) return bytes;
   const withOpt = x.query.edns !== undefined;
-  return truncatedResponse(bytes, 12 + x.query.questionBytes.length, withOpt ? optRecord(1232, x.query.edns?.do === true) : undefined);
+  return truncatedResponse(
+    bytes,
+    12 + x.query.questionBytes.length,
+    withOpt ? optRecord(1232, x.query.edns?.do === true) : undefined,
+  );
 }
 
 /** The largest answer a client takes: 512 bytes plain UDP, its EDNS size capped at 1232, 64 KiB TCP. */

@@ -154,7 +154,8 @@ export class Forwarder {
 }
 
 function matches(msg: Buffer, id: number, name: string, type: number, qclass: number): boolean {
-  if (msg.length < 12 || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & 0x8000) === 0 || msg.readUInt16BE(4) !== 1) return false;
+  if (msg.length < 12 || msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & 0x8000) === 0 || msg.readUInt16BE(4) !== 1)
+    return false;
   try {
     const q = readQuestion(msg, 12);
     return q.name === name && q.type === type && q.class === qclass;

@@ -4,18 +4,7 @@ import type { Diagnostic } from "../config/diagnostic.js";
 import type { RuleRef } from "../pipeline/stage.js";
 import { normalizeDomain } from "../rules/domain.js";
 import type { FileKind } from "../rules/store.js";
-import {
-  RCODE,
-  type ResourceRecord,
-  rdataA,
-  rdataAAAA,
-  rdataMX,
-  rdataName,
-  rdataSOA,
-  rdataSRV,
-  rdataTXT,
-  TYPE,
-} from "./wire.js";
+import { RCODE, type ResourceRecord, rdataA, rdataAAAA, rdataMX, rdataName, rdataSOA, rdataSRV, rdataTXT, TYPE } from "./wire.js";
 
 // The office's own names: rules/hosts (hosts-file format, A/AAAA with PTR made automatically) and
 // rules/zones/*.zone (a subset of RFC 1035 master files). Answered before any blocklist.
@@ -55,7 +44,12 @@ export function compileHosts(file: string, text: string): { value: HostsFile; di
     const [address, ...names] = fields as [string, ...string[]];
     const family = isIP(address);
     if (family === 0) {
-      diagnostics.push({ file, line, code: "GH_DNS_BAD_ADDRESS", message: `"${address}" is not an IP address; a hosts line looks like "192.168.1.10 printer printer.office.lan"` });
+      diagnostics.push({
+        file,
+        line,
+        code: "GH_DNS_BAD_ADDRESS",
+        message: `"${address}" is not an IP address; a hosts line looks like "192.168.1.10 printer printer.office.lan"`,
+      });
       return;
     }
     if (names.length === 0) {
@@ -69,7 +63,13 @@ export function compileHosts(file: string, text: string): { value: HostsFile; di
         diagnostics.push({ file, line, code: "GH_DNS_BAD_NAME", message: `"${n}" is not a host name` });
         return;
       }
-      records.push({ name, type: family === 4 ? TYPE.A : TYPE.AAAA, ttl: HOSTS_TTL, rdata: family === 4 ? rdataA(address) : rdataAAAA(address), ref });
+      records.push({
+        name,
+        type: family === 4 ? TYPE.A : TYPE.AAAA,
+        ttl: HOSTS_TTL,
+        rdata: family === 4 ? rdataA(address) : rdataAAAA(address),
+        ref,
+      });
     }
     const first = normalizeDomain(names[0] as string) as string;
     records.push({ name: reverseName(address), type: TYPE.PTR, ttl: HOSTS_TTL, rdata: rdataName(first), ref });
@@ -187,7 +187,8 @@ export function compileZone(file: string, text: string): { value: Zone; diagnost
         if (!needs(2, "a preference and a mail server, like: MX 10 mail")) break;
         const pref = Number(args[0]);
         const target = absolute(args[1] as string);
-        if (!Number.isInteger(pref) || pref < 0 || pref > 65535 || !target) problem(line, "MX needs a preference (0-65535) and a mail server name");
+        if (!Number.isInteger(pref) || pref < 0 || pref > 65535 || !target)
+          problem(line, "MX needs a preference (0-65535) and a mail server name");
         else rec(TYPE.MX, rdataMX(pref, target));
         break;
       }
@@ -198,7 +199,8 @@ export function compileZone(file: string, text: string): { value: Zone; diagnost
         if (!needs(4, "priority, weight, port and target")) break;
         const [p, w, port] = args.slice(0, 3).map(Number) as [number, number, number];
         const target = absolute(args[3] as string);
-        if (![p, w, port].every((v) => Number.isInteger(v) && v >= 0 && v <= 65535) || !target) problem(line, "SRV needs priority, weight, port (0-65535) and a target name");
+        if (![p, w, port].every((v) => Number.isInteger(v) && v >= 0 && v <= 65535) || !target)
+          problem(line, "SRV needs priority, weight, port (0-65535) and a target name");
         else rec(TYPE.SRV, rdataSRV(p, w, port, target));
         break;
       }
@@ -207,12 +209,17 @@ export function compileZone(file: string, text: string): { value: Zone; diagnost
         const mname = absolute(args[0] as string);
         const rname = absolute(args[1] as string);
         const nums = args.slice(2, 7).map(parseTtl);
-        if (!mname || !rname || nums.some((v) => v === undefined)) problem(line, "SOA needs mname rname serial refresh retry expire minimum");
+        if (!mname || !rname || nums.some((v) => v === undefined))
+          problem(line, "SOA needs mname rname serial refresh retry expire minimum");
         else rec(TYPE.SOA, rdataSOA(mname, rname, nums as [number, number, number, number, number]));
         break;
       }
       default:
-        problem(line, `record type "${words[k] ?? ""}" is not supported; use A, AAAA, CNAME, MX, TXT, SRV, PTR, NS or SOA`, "GH_ZONE_UNSUPPORTED");
+        problem(
+          line,
+          `record type "${words[k] ?? ""}" is not supported; use A, AAAA, CNAME, MX, TXT, SRV, PTR, NS or SOA`,
+          "GH_ZONE_UNSUPPORTED",
+        );
     }
   }
   const soa = records.find((r) => r.type === TYPE.SOA && r.name === origin);
@@ -292,7 +299,8 @@ export class LocalRecords {
     });
     if (records) {
       const matching = records.filter((r) => r.type === type);
-      if (matching.length > 0) return { rcode: RCODE.NOERROR, authoritative: true, answers: matching, authority: [], ref: matching[0]?.ref };
+      if (matching.length > 0)
+        return { rcode: RCODE.NOERROR, authoritative: true, answers: matching, authority: [], ref: matching[0]?.ref };
       const cname = records.find((r) => r.type === TYPE.CNAME);
       if (cname) return this.chase(cname, type);
       return negative(RCODE.NOERROR);

@@ -6,7 +6,15 @@ import { isLoopback, parseHostPort } from "../net/address.js";
 import { compose, type Handler } from "../pipeline/stage.js";
 import type { Rules } from "../rules/rules.js";
 import { DnsCache } from "./cache.js";
-import { adaptAnswer, type DnsClient, type DnsExchange, type DnsOutcome, fitMessage, maxAnswerSize, type StoredAnswer } from "./exchange.js";
+import {
+  adaptAnswer,
+  type DnsClient,
+  type DnsExchange,
+  type DnsOutcome,
+  fitMessage,
+  maxAnswerSize,
+  type StoredAnswer,
+} from "./exchange.js";
 import { Forwarder, type UpstreamServer } from "./forwarder.js";
 import { hostsFile, LocalRecords, zoneFiles } from "./local.js";
 import type { QueryLog } from "./query-log.js";
@@ -102,7 +110,11 @@ export class DnsResolver {
     }
     const max = maxAnswerSize(x);
     const bytes =
-      outcome.kind === "drop" ? null : outcome.kind === "message" ? fitMessage(x, outcome.bytes, max) : adaptAnswer(x, outcome, max);
+      outcome.kind === "drop"
+        ? null
+        : outcome.kind === "message"
+          ? fitMessage(x, outcome.bytes, max)
+          : adaptAnswer(x, outcome, max);
     this.queryLog.write(x, outcome, bytes, performance.now() - started);
     return bytes;
   }
@@ -158,7 +170,9 @@ export function systemNameservers(listen: readonly string[], path = "/etc/resolv
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (!m || isIP(m[1] as string) === 0) continue;
     const address = m[1] as string;
-    const self = ours.some((o) => o[3] === "53" && ((o[1] ?? o[2] ?? "") === "" ? isLoopback(address) : (o[1] ?? o[2]) === address));
+    const self = ours.some(
+      (o) => o[3] === "53" && ((o[1] ?? o[2] ?? "") === "" ? isLoopback(address) : (o[1] ?? o[2]) === address),
+    );
     if (!self) servers.push(address);
   }
   return servers;

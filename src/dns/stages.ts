@@ -8,7 +8,7 @@ import { buildResponse, RCODE, type ResourceRecord, rdataA, rdataAAAA, rdataHINF
 
 type DnsStage = Stage<DnsExchange, DnsOutcome>;
 
-const respond = (x: DnsExchange, bytes: Buffer, result: DnsOutcome["result"]): Promise<DnsOutcome> =>
+const respond = (bytes: Buffer, result: DnsOutcome["result"]): Promise<DnsOutcome> =>
   Promise.resolve({ kind: "message", bytes, result });
 
 /** Only office clients may ask: others get REFUSED, so this is never an open resolver. */
@@ -19,7 +19,7 @@ export function aclStage(clients: readonly string[]): DnsStage {
     handle(x, next) {
       if (x.client.transport === "internal" || allowed.has(x.client.address)) return next(x);
       x.decisions.push({ stage: "acl", action: "deny", reason: "client not in dns.clients" });
-      return respond(x, buildResponse(x.query, { rcode: RCODE.REFUSED }, 1232), "refused");
+      return respond(buildResponse(x.query, { rcode: RCODE.REFUSED }, 1232), "refused");
     },
   };
 }
@@ -46,7 +46,7 @@ export function rateLimitStage(perSecond: number): DnsStage {
       }
       x.decisions.push({ stage: "ratelimit", action: "deny", reason: `over ${perSecond} queries a second` });
       if (x.client.transport === "udp") return Promise.resolve({ kind: "drop", result: "ratelimited" });
-      return respond(x, buildResponse(x.query, { rcode: RCODE.REFUSED }, 1232), "ratelimited");
+      return respond(buildResponse(x.query, { rcode: RCODE.REFUSED }, 1232), "ratelimited");
     },
   };
 }
@@ -58,7 +58,7 @@ export function anyStage(): DnsStage {
     handle(x, next) {
       if (x.type !== TYPE.ANY) return next(x);
       const hinfo: ResourceRecord = { name: x.name, type: TYPE.HINFO, ttl: 3600, rdata: rdataHINFO("RFC8482", "") };
-      return respond(x, buildResponse(x.query, { rcode: RCODE.NOERROR, answers: [hinfo] }, 1232), "local");
+      return respond(buildResponse(x.query, { rcode: RCODE.NOERROR, answers: [hinfo] }, 1232), "local");
     },
   };
 }
@@ -71,7 +71,7 @@ export function localStage(records: () => LocalRecords): DnsStage {
       if (!answer) return next(x);
       x.decisions.push({ stage: "local", action: "answer", reason: "local record", rule: answer.ref });
       x.log.rule = answer.ref;
-      return respond(x, buildResponse(x.query, answer, 1232), "local");
+      return respond(buildResponse(x.query, answer, 1232), "local");
     },
   };
 }
@@ -81,11 +81,15 @@ export function policyStage(rules: () => RuleSet, cfg: Config["dns"]): DnsStage 
   return {
     name: "policy",
     handle(x, next) {
-      const v = rules().policy({ client: x.client.transport === "internal" ? undefined : x.client.address, host: x.name, now: new Date() });
+      const v = rules().policy({
+        client: x.client.transport === "internal" ? undefined : x.client.address,
+        host: x.name,
+        now: new Date(),
+      });
       if (v.action === "allow") return next(x);
       x.decisions.push({ stage: v.stage, action: v.action, reason: "blocked", rule: v.rule });
       x.log.rule = v.rule;
-      return respond(x, blockedAnswer(x, cfg), "blocked");
+      return respond(blockedAnswer(x, cfg), "blocked");
     },
   };
 }

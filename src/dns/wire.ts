@@ -199,8 +199,10 @@ export function inspectAnswer(buf: Buffer): AnswerInfo {
       if (section === 0) {
         info.minTtl = info.minTtl === undefined ? ttl : Math.min(info.minTtl, ttl);
         if (type === TYPE.CNAME) info.cnameTargets.push(readName(buf, rdata).name);
-        else if (type === TYPE.A && rdlength === 4) info.addresses.push({ address: buf.subarray(rdata, rdata + 4).join("."), family: 4, ttl });
-        else if (type === TYPE.AAAA && rdlength === 16) info.addresses.push({ address: ipv6ToString(buf.subarray(rdata, rdata + 16)), family: 6, ttl });
+        else if (type === TYPE.A && rdlength === 4)
+          info.addresses.push({ address: buf.subarray(rdata, rdata + 4).join("."), family: 4, ttl });
+        else if (type === TYPE.AAAA && rdlength === 16)
+          info.addresses.push({ address: ipv6ToString(buf.subarray(rdata, rdata + 16)), family: 6, ttl });
       } else if (section === 1 && type === TYPE.SOA) {
         // RFC 2308 §5: a negative answer lives for min(SOA TTL, SOA MINIMUM).
         const mname = skipName(buf, rdata);
@@ -216,7 +218,10 @@ export function inspectAnswer(buf: Buffer): AnswerInfo {
 function ipv6ToString(b: Buffer): string {
   const parts: string[] = [];
   for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
-  return parts.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+  return parts
+    .join(":")
+    .replace(/(^|:)0(:0)+(:|$)/, "::")
+    .replace(/:{3,}/, "::");
 }
 
 // Building messages.
@@ -283,7 +288,13 @@ export function buildResponse(q: ParsedQuery, parts: ResponseParts, ednsSize: nu
   header.writeUInt16BE(answers.length, 6);
   header.writeUInt16BE(authority.length, 8);
   header.writeUInt16BE(additional.length + (q.edns ? 1 : 0), 10);
-  const chunks = [header, q.questionBytes, ...answers.map(encodeRecord), ...authority.map(encodeRecord), ...additional.map(encodeRecord)];
+  const chunks = [
+    header,
+    q.questionBytes,
+    ...answers.map(encodeRecord),
+    ...authority.map(encodeRecord),
+    ...additional.map(encodeRecord),
+  ];
   if (q.edns) chunks.push(optRecord(ednsSize, q.edns.do));
   return Buffer.concat(chunks);
 }
@@ -323,7 +334,7 @@ export function rdataAAAA(address: string): Buffer {
   const t = tail ? tail.split(":") : [];
   const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
   const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(Number.parseInt(g, 16) || 0, i * 2));
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(Number.parseInt(g, 16) || 0, i * 2);
   return b;
 }
 
@@ -356,7 +367,7 @@ export function rdataSRV(priority: number, weight: number, port: number, target:
 
 export function rdataSOA(mname: string, rname: string, nums: [number, number, number, number, number]): Buffer {
   const n = Buffer.alloc(20);
-  nums.forEach((v, i) => n.writeUInt32BE(v >>> 0, i * 4));
+  for (const [i, v] of nums.entries()) n.writeUInt32BE(v >>> 0, i * 4);
   return Buffer.concat([encodeName(mname), encodeName(rname), n]);
 }
 

@@ -83,7 +83,11 @@ export class Upstream {
     }
     if (inner === "GH_DNS_BLOCKED") {
       return new UpstreamError(
-        { status: 403, title: "Blocked", message: `${url.hostname} is blocked by the office's DNS rules (its name or a name it points to is listed).` },
+        {
+          status: 403,
+          title: "Blocked",
+          message: `${url.hostname} is blocked by the office's DNS rules (its name or a name it points to is listed).`,
+        },
         err,
       );
     }

@@ -42,7 +42,7 @@ export async function startContentServer(records: Record<string, TestRecord[]>, 
       const list = state.records[name];
       if (!list) {
         response.header.rcode = Packet.RCODE.NXDOMAIN;
-        response.authorities.push({
+        (response.authorities as unknown[]).push({
           name: "test",
           type: Packet.TYPE.SOA,
           class: Packet.CLASS.IN,
@@ -58,10 +58,12 @@ export async function startContentServer(records: Record<string, TestRecord[]>, 
       }
       for (const r of list ?? []) {
         const base = { name: q.name, class: Packet.CLASS.IN, ttl: r.ttl ?? 300 };
-        if (r.type === "CNAME") response.answers.push({ ...base, type: Packet.TYPE.CNAME, domain: r.value });
-        else if (r.type === "TXT") response.answers.push({ ...base, type: Packet.TYPE.TXT, data: r.value });
-        else if (r.type === "MX") response.answers.push({ ...base, type: Packet.TYPE.MX, exchange: r.value, priority: r.priority ?? 10 });
-        else if (Packet.TYPE[r.type] === q.type) response.answers.push({ ...base, type: Packet.TYPE[r.type], address: r.value });
+        if (r.type === "CNAME") (response.answers as unknown[]).push({ ...base, type: Packet.TYPE.CNAME, domain: r.value });
+        else if (r.type === "TXT") (response.answers as unknown[]).push({ ...base, type: Packet.TYPE.TXT, data: r.value });
+        else if (r.type === "MX")
+          (response.answers as unknown[]).push({ ...base, type: Packet.TYPE.MX, exchange: r.value, priority: r.priority ?? 10 });
+        else if (Packet.TYPE[r.type] === q.type)
+          (response.answers as unknown[]).push({ ...base, type: Packet.TYPE[r.type], address: r.value });
       }
       send(response);
     },
@@ -72,7 +74,8 @@ export async function startContentServer(records: Record<string, TestRecord[]>, 
   };
   // dns2 binds UDP and TCP separately; rebind TCP on the UDP port so one port serves both.
   const udpPort = addresses.udp.port;
-  const tcp = (server as unknown as { servers: { tcp: { close(cb: () => void): void; listen(p: number, a: string): void } } }).servers.tcp;
+  const tcp = (server as unknown as { servers: { tcp: { close(cb: () => void): void; listen(p: number, a: string): void } } })
+    .servers.tcp;
   await new Promise<void>((r) => tcp.close(() => r()));
   tcp.listen(udpPort, "127.0.0.1");
   const result = state as ContentServer;

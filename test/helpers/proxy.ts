@@ -19,7 +19,8 @@ export async function startProxy(overrides: DeepPartial<ConfigInput> = {}): Prom
   const input = {
     ...overrides,
     proxy: { listen: ["127.0.0.1:0"], ...(overrides.proxy ?? {}) },
-    dns: { listen: [], ...(overrides.dns ?? {}) },
+    // No DNS listener, and an upstream that refuses at once: tests never reach a real nameserver.
+    dns: { listen: [], upstreams: ["127.0.0.1:9"], ...(overrides.dns ?? {}) },
     admin: { listen: "127.0.0.1:0", ...(overrides.admin ?? {}) },
   };
   const config = configSchema.parse(input);
