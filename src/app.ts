@@ -8,6 +8,7 @@ import { resolverLookup } from "./dns/lookup.js";
 import { QueryLog } from "./dns/query-log.js";
 import { DnsResolver } from "./dns/resolver.js";
 import { DnsServer } from "./dns/server.js";
+import { HttpCache } from "./http/cache/http-cache.js";
 import { buildHttpPipeline } from "./http/pipeline.js";
 import { makePage, type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
 import { policyStage } from "./http/stages/policy.js";
@@ -32,6 +33,7 @@ export interface StartOptions {
 
 interface Running {
   config: Config;
+  cache: HttpCache;
   rules: Rules;
   resolver: DnsResolver;
   dns: DnsServer | undefined;
@@ -79,6 +81,10 @@ export class Gatehouse {
     return this.current.config;
   }
 
+  get cache(): HttpCache {
+    return this.current.cache;
+  }
+
   get rules(): Rules {
     return this.current.rules;
   }
@@ -104,9 +110,16 @@ export class Gatehouse {
     const lookup = this.opts.lookup ?? resolverLookup(() => this.current?.resolver ?? resolver);
     const upstream = new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor);
     const guarded = refuseLoopback(lookup);
+    const cache =
+      previous && isDeepStrictEqual(previous.config.proxy.cache, cfg.cache) ? previous.cache : new HttpCache(cfg.cache, this.log);
     const runtime: ProxyRuntime = {
       cfg,
-      handle: buildHttpPipeline({ cfg, upstream, policy: [policyStage(() => rules.current, makePage(cfg))] }),
+      handle: buildHttpPipeline({
+        cfg,
+        upstream,
+        policy: [policyStage(() => rules.current, makePage(cfg))],
+        cache: cache.stage(),
+      }),
       lookup: (client) => (client.loopback ? lookup : guarded),
       accessLog: this.accessLog,
       log: this.log,
@@ -141,7 +154,7 @@ export class Gatehouse {
         }
       }
     }
-    return { config, rules, resolver, dns, upstream, proxy, proxyAddresses, runtime };
+    return { config, cache, rules, resolver, dns, upstream, proxy, proxyAddresses, runtime };
   }
 
   /** The same rules keep watching across a reload unless their directories changed. */

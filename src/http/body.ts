@@ -72,8 +72,15 @@ export class PushBody {
 
   // Consumer side.
 
+  /**
+   * Observe every chunk. Call before attach(): what arrived already (the parser often delivers a
+   * whole small response before anyone looks) is replayed from the held chunks.
+   */
   tap(t: BodyTap): void {
-    (this.taps ??= []).push(t);
+    if (this.held) for (const chunk of this.held) t.data(chunk);
+    if (this.state === "ended") t.end();
+    else if (this.state === "failed") t.error(this.failure as Error);
+    else (this.taps ??= []).push(t);
   }
 
   attach(consumer: BodyConsumer): void {

@@ -49,6 +49,8 @@ export interface HttpResponse {
   status: number;
   statusText?: string;
   headers: HeaderList;
+  /** The same headers flattened for writeHead, when the producer has them ready (cache hits). */
+  flat?: string[];
   body: PushBody | Buffer | null;
 }
 

@@ -268,12 +268,16 @@ export class ProxyServer {
       res.destroy();
       return;
     }
-    const flat: string[] = [];
-    for (const [name, value] of out.headers) {
-      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-      else {
-        flat.push(name, value);
-        if (name.length === 12 && name.toLowerCase() === "content-type") x.log.contentType = value;
+    let flat = out.flat;
+    if (flat) x.log.contentType = contentTypeOf(flat);
+    else {
+      flat = [];
+      for (const [name, value] of out.headers) {
+        if (Array.isArray(value)) for (const v of value) flat.push(name, v);
+        else {
+          flat.push(name, value);
+          if (name.length === 12 && name.toLowerCase() === "content-type") x.log.contentType = value;
+        }
       }
     }
     try {
@@ -516,6 +520,11 @@ function hasBody(req: IncomingMessage): boolean {
   if (req.headers["transfer-encoding"] !== undefined) return true;
   const cl = req.headers["content-length"];
   return cl !== undefined && cl !== "0";
+}
+
+function contentTypeOf(flat: readonly string[]): string | undefined {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === "content-type") return flat[i + 1];
+  return undefined;
 }
 
 function statusText(status: number): string {

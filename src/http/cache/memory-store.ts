@@ -1,0 +1,77 @@
+import { LRUCache } from "lru-cache";
+import type { CachedResponse } from "./entry.js";
+
+/** Header bytes counted against the budget besides the body (names, values, bookkeeping). */
+const OVERHEAD = 512;
+
+export function entrySize(e: CachedResponse): number {
+  let n = e.body.length + OVERHEAD + e.key.length;
+  for (const s of e.flat) n += s.length;
+  return n;
+}
+
+/**
+ * The memory tier: bounded in bytes, least recently used out first. Keeps an index from URL to
+ * its variants' keys, so a purge or an invalidation finds every Vary variant.
+ */
+export class MemoryStore {
+  private readonly lru: LRUCache<string, CachedResponse>;
+  private readonly byUrl = new Map<string, Set<string>>();
+  /** Vary field names last seen for a URL: the secondary key to build for a lookup. */
+  readonly varyOf = new Map<string, string[]>();
+
+  constructor(maxBytes: number, onEvict?: (e: CachedResponse) => void) {
+    this.lru = new LRUCache<string, CachedResponse>({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: entrySize,
+      dispose: (e, key, reason) => {
+        const set = this.byUrl.get(e.url);
+        set?.delete(key);
+        if (set?.size === 0) {
+          this.byUrl.delete(e.url);
+          this.varyOf.delete(e.url);
+        }
+        if (reason === "evict") onEvict?.(e);
+      },
+    });
+  }
+
+  get(key: string): CachedResponse | undefined {
+    return this.lru.get(key);
+  }
+
+  set(e: CachedResponse): void {
+    if (entrySize(e) > this.lru.maxSize) return;
+    this.lru.set(e.key, e);
+    if (!this.lru.has(e.key)) return;
+    let set = this.byUrl.get(e.url);
+    if (!set) this.byUrl.set(e.url, (set = new Set()));
+    set.add(e.key);
+    this.varyOf.set(e.url, e.varyNames);
+  }
+
+  hasUrl(url: string): boolean {
+    return this.byUrl.has(url);
+  }
+
+  /** Removes every variant of a URL; returns how many. */
+  deleteUrl(url: string): number {
+    const keys = [...(this.byUrl.get(url) ?? [])];
+    for (const k of keys) this.lru.delete(k);
+    this.byUrl.delete(url);
+    this.varyOf.delete(url);
+    return keys.length;
+  }
+
+  get entries(): number {
+    return this.lru.size;
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  values(): IterableIterator<CachedResponse> {
+    return this.lru.values();
+  }
+}
