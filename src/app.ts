@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { isDeepStrictEqual } from "node:util";
+import { AdminServer } from "./admin/server.js";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
@@ -52,6 +53,8 @@ export class Gatehouse {
   private readonly log: Logger;
   private readonly accessLog: AccessLog;
   private readonly queryLog: QueryLog;
+  private admin: AdminServer | undefined;
+  adminAddress: AddressInfo | undefined;
 
   private constructor(
     private readonly opts: StartOptions,
@@ -66,6 +69,7 @@ export class Gatehouse {
     const loaded = opts.config ? { config: opts.config, file: undefined } : loadConfig(opts.configFile);
     const app = new Gatehouse(opts, loaded);
     app.current = await app.build(loaded.config, undefined);
+    await app.startAdmin();
     app.log.info(
       {
         config: loaded.file ?? "(embedded defaults)",
@@ -75,6 +79,24 @@ export class Gatehouse {
       "gatehouse started",
     );
     return app;
+  }
+
+  private async startAdmin(): Promise<void> {
+    const text = this.current.config.admin.listen;
+    if (text === "") return;
+    const addr = parseListen(text) as ListenAddress;
+    this.admin = new AdminServer({
+      cache: () => this.current.cache,
+      password: () => this.current.config.admin.password,
+      log: this.log,
+    });
+    try {
+      this.adminAddress = await this.admin.listen(addr);
+    } catch (err) {
+      // The proxy and DNS matter more than the admin API: keep serving, and say why it is missing.
+      this.log.error({ listen: text, err: (err as Error).message }, "admin API not started");
+      this.admin = undefined;
+    }
   }
 
   get config(): Config {
@@ -209,6 +231,7 @@ export class Gatehouse {
   /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
   async stop(): Promise<void> {
     const { proxy, upstream, config, rules, dns } = this.current;
+    await this.admin?.close();
     rules.close();
     await dns?.close();
     await proxy.stopAccepting();

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { cacheCommand } from "./cache.js";
 import { checkCommand } from "./check.js";
 import { explainCommand } from "./explain.js";
 import { startCommand } from "./start.js";
@@ -11,6 +12,8 @@ Usage:
   gatehouse check [-c FILE]      validate the config and every rules file; exit 1 on any problem
   gatehouse explain URL|DOMAIN [--client IP] [-c FILE]
                                  which rule decides a URL or a domain, and which rules lost
+  gatehouse cache stats [-c FILE]          entries, bytes and hit ratio of the running proxy's cache
+  gatehouse cache purge URL [-c FILE]      remove a URL (every Vary variant) from the cache
   gatehouse --help | --version
 
 Options:
@@ -30,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   start: startCommand,
   check: checkCommand,
   explain: explainCommand,
+  cache: cacheCommand,
 };
 
 export async function runCli(argv: string[]): Promise<number> {

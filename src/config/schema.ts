@@ -158,7 +158,13 @@ const dns = z
 
 const admin = z
   .strictObject({
-    listen: z.string().default("127.0.0.1:8080").describe("address of the admin page"),
+    listen: z
+      .string()
+      .default("127.0.0.1:8080")
+      .refine((v) => v === "" || typeof parseListen(v) !== "string", {
+        message: 'expected "host:port" like 127.0.0.1:8080, or "" for off',
+      })
+      .describe('address of the admin page and API; "" turns it off'),
     password: z.string().default("").describe("empty: admin reachable from loopback only"),
   })
   .prefault({});

@@ -105,3 +105,47 @@ describe("gatehouse command", () => {
     }
   });
 });
+
+describe("gatehouse cache", () => {
+  it("prints the running proxy's cache stats and purges a URL", async () => {
+    const { createServer } = await import("node:net");
+    const free = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const origin = await startOrigin((_q, s) => {
+      s.writeHead(200, { "cache-control": "max-age=600" });
+      s.end("cacheable");
+    });
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: ""\ndns:\n  listen: []\nadmin:\n  listen: "127.0.0.1:${free}"\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      const started = await run.waitFor(/gatehouse started/);
+      const port = Number(/"proxy":\["127\.0\.0\.1:(\d+)"/.exec(started)?.[1]);
+      await viaProxy(port, `${origin.url}/page`);
+      await viaProxy(port, `${origin.url}/page`);
+      const stats = await runGatehouse(["cache", "stats", "-c", file], dir);
+      assert.equal(stats.code, 0, stats.stderr);
+      assert.match(stats.stdout, /^memory: 1 entries, /m);
+      assert.match(stats.stdout, /hits: 1, misses: 1, hit ratio: 50\.0%/);
+      const purge = await runGatehouse(["cache", "purge", `${origin.url}/page`, "-c", file], dir);
+      assert.match(purge.stdout, /purged 1 stored response$/m);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+      await origin.close();
+    }
+  });
+
+  it("says so when no gatehouse is running", async () => {
+    const { dir, file } = tempConfig('admin:\n  listen: "127.0.0.1:9"\n');
+    const r = await runGatehouse(["cache", "stats", "-c", file], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no gatehouse answers on http:\/\/127\.0\.0\.1:9/);
+  });
+});

@@ -112,7 +112,8 @@ export class HttpCache {
       const reqNoCache = reqCc.has("no-cache");
       let usable = !respNoCache && !reqNoCache;
       const maxAge = deltaSeconds(reqCc, "max-age");
-      if (usable && typeof maxAge === "number" && age > maxAge) usable = false;
+      // max-age=0 is how browsers ask for a reload: validate, as Squid and nginx do.
+      if (usable && typeof maxAge === "number" && (age > maxAge || maxAge === 0)) usable = false;
       const minFresh = deltaSeconds(reqCc, "min-fresh");
       if (usable && typeof minFresh === "number" && e.lifetime - age < minFresh) usable = false;
       if (usable && !fresh) {
