@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(proxy-miss)
+[ ${#names[@]} -eq 0 ] && names=(proxy-miss cache-hit dns rules-load)
 for n in "${names[@]}"; do
   echo "== $n"
-  bash "./$n.sh"
+  if [ -f "./$n.mjs" ]; then (cd .. && npm run build >/dev/null && node --expose-gc "bench/$n.mjs"); else bash "./$n.sh"; fi
 done

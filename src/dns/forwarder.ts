@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { isIP, connect as tcpConnect } from "node:net";
 import { buildQuery, RCODE, RCODE_NAME, readQuestion } from "./wire.js";
 
@@ -20,14 +20,15 @@ const DOWN_FOR_MS = 30_000;
 export class UpstreamFailure extends Error {}
 
 /**
- * Asks the content servers. Each query gets a random ID and a fresh UDP socket (a random source
- * port), and an answer counts only if it comes from the address and port asked, with the same ID
- * and question: the defences against off-path cache poisoning. Truncated answers are asked again
+ * Asks the content servers. Each query gets a random ID and goes out from one of a pool of UDP
+ * sockets on random ports, and an answer counts only if it comes from the address and port asked,
+ * with the same ID and question: the defences against off-path cache poisoning. Truncated answers are asked again
  * over TCP. Time-outs, SERVFAIL and REFUSED move on to the next server; a server that keeps failing
  * is skipped for a while and tried again later.
  */
 export class Forwarder {
   private readonly health = new Map<string, Health>();
+  private readonly pool = new UdpPool();
   private readonly conditional: [suffix: string, servers: UpstreamServer[]][];
 
   constructor(
@@ -97,27 +98,7 @@ export class Forwarder {
   }
 
   private askUdp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
-    const id = randomInt(0, 65_536);
-    const query = buildQuery(id, name, type, qclass);
-    return new Promise((resolve, reject) => {
-      const socket = createSocket(isIP(s.address) === 6 ? "udp6" : "udp4");
-      const timer = setTimeout(() => finish(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-      const finish = (err: Error | null, bytes?: Buffer) => {
-        clearTimeout(timer);
-        socket.close();
-        if (err) reject(err);
-        else resolve(bytes as Buffer);
-      };
-      socket.on("message", (msg, rinfo) => {
-        // Anything else arriving on this port is ignored, not an error: it may be a spoofing attempt.
-        if (rinfo.address !== s.address || rinfo.port !== s.port) return;
-        if (matches(msg, id, name, type, qclass)) finish(null, msg);
-      });
-      socket.on("error", (err) => finish(err));
-      socket.send(query, s.port, s.address, (err) => {
-        if (err) finish(err);
-      });
-    });
+    return this.pool.ask(s, name, type, qclass, this.timeoutMs);
   }
 
   private askTcp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
@@ -161,5 +142,109 @@ function matches(msg: Buffer, id: number, name: string, type: number, qclass: nu
     return q.name === name && q.type === type && q.class === qclass;
   } catch {
     return false;
+  }
+}
+
+interface Pending {
+  server: UpstreamServer;
+  name: string;
+  type: number;
+  qclass: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PooledSocket {
+  socket: Socket;
+  pending: Map<number, Pending>;
+  uses: number;
+}
+
+const POOL_SIZE = 64;
+const USES_PER_SOCKET = 1000;
+
+/**
+ * UDP sockets for upstream queries. A socket per query (a fresh port each time) cost a socket,
+ * a bind and a close per query and held the miss path to a third of Unbound's rate; like Unbound's
+ * outgoing-range, a pool of sockets on kernel-chosen random ports is shared, each retired after
+ * USES_PER_SOCKET queries so ports keep changing. A query's ID is unique on its socket.
+ */
+class UdpPool {
+  private readonly slots: { udp4: (PooledSocket | undefined)[]; udp6: (PooledSocket | undefined)[] } = { udp4: [], udp6: [] };
+
+  ask(server: UpstreamServer, name: string, type: number, qclass: number, timeoutMs: number): Promise<Buffer> {
+    const family = isIP(server.address) === 6 ? "udp6" : "udp4";
+    const slots = this.slots[family];
+    const slot = randomInt(0, POOL_SIZE);
+    let ps = slots[slot];
+    if (!ps || ps.uses >= USES_PER_SOCKET) {
+      if (ps) retire(ps);
+      ps = this.open(family);
+      slots[slot] = ps;
+    }
+    ps.uses++;
+    let id = randomInt(0, 65_536);
+    while (ps.pending.has(id)) id = randomInt(0, 65_536);
+    const query = buildQuery(id, name, type, qclass);
+    const owner = ps;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        owner.pending.delete(id);
+        maybeClose(owner, slots);
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      owner.pending.set(id, { server, name, type, qclass, resolve, reject, timer });
+      owner.socket.send(query, server.port, server.address, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        owner.pending.delete(id);
+        reject(err);
+      });
+    });
+  }
+
+  private open(family: "udp4" | "udp6"): PooledSocket {
+    const socket = createSocket(family);
+    const ps: PooledSocket = { socket, pending: new Map(), uses: 0 };
+    const slots = this.slots[family];
+    socket.on("message", (msg, rinfo) => {
+      if (msg.length < 12) return;
+      const p = ps.pending.get(msg.readUInt16BE(0));
+      // Anything that does not match is ignored, not an error: it may be a spoofing attempt.
+      if (!p || rinfo.address !== p.server.address || rinfo.port !== p.server.port) return;
+      if (!matches(msg, msg.readUInt16BE(0), p.name, p.type, p.qclass)) return;
+      clearTimeout(p.timer);
+      ps.pending.delete(msg.readUInt16BE(0));
+      p.resolve(msg);
+      maybeClose(ps, slots);
+    });
+    socket.on("error", (err) => {
+      for (const p of ps.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(err);
+      }
+      ps.pending.clear();
+      ps.uses = USES_PER_SOCKET;
+      maybeClose(ps, slots);
+    });
+    socket.unref();
+    return ps;
+  }
+}
+
+function retire(ps: PooledSocket): void {
+  ps.uses = USES_PER_SOCKET;
+  if (ps.pending.size === 0) ps.socket.close();
+}
+
+function maybeClose(ps: PooledSocket, slots: (PooledSocket | undefined)[]): void {
+  if (ps.uses < USES_PER_SOCKET || ps.pending.size > 0) return;
+  const i = slots.indexOf(ps);
+  if (i >= 0) slots[i] = undefined;
+  try {
+    ps.socket.close();
+  } catch {
+    // Already closed.
   }
 }
