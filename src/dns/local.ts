@@ -274,7 +274,8 @@ export class LocalRecords {
   private readonly zones: Zone[];
 
   constructor(hosts: readonly HostsFile[], zones: readonly Zone[]) {
-    this.zones = [...zones].sort((a, b) => b.origin.length - a.origin.length);
+    // A zone file with no records (only comments) claims no names.
+    this.zones = zones.filter((z) => z.records.length > 0).sort((a, b) => b.origin.length - a.origin.length);
     for (const r of [...zones.flatMap((z) => z.records), ...hosts.flatMap((h) => h.records)]) {
       const list = this.byName.get(r.name);
       if (list) list.push(r);
