@@ -122,19 +122,26 @@ restart_all() {
 # Query files.
 awk 'BEGIN { for (i = 0; i < 1000; i++) printf "hot%d.bench.test A\n", i }' > "$BENCH_DIR/hot.txt"
 awk -v n="$CACHE_SIZE" 'BEGIN { for (i = 0; i < n; i++) printf "fill%d.bench.test A\n", i }' > "$BENCH_DIR/fill.txt"
-miss_file() { awk -v p="$1" 'BEGIN { for (i = 0; i < 400000; i++) printf "%s%d.bench.test A\n", p, i }' > "$BENCH_DIR/$1.txt"; echo "$BENCH_DIR/$1.txt"; }
+miss_file() {
+  awk -v p="$1" 'BEGIN { for (i = 0; i < 400000; i++) printf "%s%d.bench.test A\n", p, i }' > "$BENCH_DIR/$1.txt"
+  awk -v p="$1" 'BEGIN { for (i = 0; i < 100000; i++) printf "%s-p99-%d.bench.test A\n", p, i }' > "$BENCH_DIR/$1-p99.txt"
+  echo "$BENCH_DIR/$1.txt"
+}
 
-# dnsperf NAME PORT FILE: "NAME qps p99ms"; p99 from a short verbose run on the same file.
+# dnsperf NAME PORT FILE [once]: "NAME qps p99ms"; p99 from a short verbose run on the same file.
+# "once" sends each line of FILE at most once (miss runs: every name new); otherwise FILE loops.
 perf() {
-  local name=$1 port=$2 file=$3
+  local name=$1 port=$2 file=$3 once=${4:-}
   local out qps p99
-  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECS" -c 20 -q 200 -t 2 -n 1 2>&1)
+  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECS" -c 20 -q 200 -t 2 ${once:+-n 1} 2>&1)
   qps=$(awk '/Queries per second/ {print $4}' <<<"$out")
   # Only answers count: a server that fails fast must not look fast.
   local ok
   ok=$(awk '/Response codes/ {for (i = 1; i <= NF; i++) if ($i == "NOERROR") {gsub(/[(%),]/, "", $(i+2)); print $(i+2)}}' <<<"$out")
   [ "${ok%.*}" -ge 99 ] 2>/dev/null || echo "warning: $name answered NOERROR to only ${ok:-0}% of queries: $(grep -E 'Response codes|lost' <<<"$out" | tr -s ' ' | tr '\n' ' ')" >&2
-  p99=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l 2 -c 20 -q 200 -t 2 -v 2>/dev/null |
+  local p99file=$file
+  [ -n "$once" ] && p99file=${file%.txt}-p99.txt
+  p99=$(dnsperf -s 127.0.0.1 -p "$port" -d "$p99file" -l 2 -c 20 -q 200 -t 2 ${once:+-n 1} -v 2>/dev/null |
     awk '$1 == ">" {print $NF}' | sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]*1000; else print "nan"}')
   echo "$name $qps $p99"
 }
@@ -151,7 +158,7 @@ done
 
 restart_all
 for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
-  perf "empty-${s%%:*}" "${s#*:}" "$(miss_file "e${s%%:*}")" | tee -a "$BENCH_DIR/results"
+  perf "empty-${s%%:*}" "${s#*:}" "$(miss_file "e${s%%:*}")" once | tee -a "$BENCH_DIR/results"
 done
 
 restart_all
@@ -159,7 +166,7 @@ for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
   dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/fill.txt" -n 1 -c 10 -q 100 >/dev/null 2>&1
 done
 for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
-  perf "full-${s%%:*}" "${s#*:}" "$(miss_file "f${s%%:*}")" | tee -a "$BENCH_DIR/results"
+  perf "full-${s%%:*}" "${s#*:}" "$(miss_file "f${s%%:*}")" once | tee -a "$BENCH_DIR/results"
 done
 
 med() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$BENCH_DIR/results" | median; }

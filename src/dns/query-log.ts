@@ -1,31 +1,13 @@
-import pino from "pino";
+import { type LineSink, openLineSink } from "../log/sink.js";
 import type { DnsExchange, DnsOutcome } from "./exchange.js";
 import { inspectAnswer, RCODE_NAME, TYPE_NAME } from "./wire.js";
 
-type Sink = { write(line: string): unknown; end?(): void };
-
 /** One JSON line per query: client, name, type, answer summary, how it was answered, upstream, latency. */
 export class QueryLog {
-  private constructor(private readonly sink: Sink | undefined) {}
+  private constructor(private readonly sink: LineSink | undefined) {}
 
   static open(file: string): QueryLog {
-    if (file === "") return new QueryLog(undefined);
-    const boom = pino.destination({ dest: file === "-" ? 1 : file, sync: false, minLength: 8 * 1024, mkdir: true });
-    const timer = setInterval(() => {
-      try {
-        boom.flush();
-      } catch {
-        // Not open yet, or a write in flight: the next tick flushes.
-      }
-    }, 250);
-    timer.unref();
-    return new QueryLog({
-      write: (l) => boom.write(l),
-      end: () => {
-        clearInterval(timer);
-        boom.end();
-      },
-    });
+    return new QueryLog(openLineSink(file));
   }
 
   static toFunction(fn: (line: string) => void): QueryLog {
@@ -68,6 +50,7 @@ export class QueryLog {
   }
 
   close(): void {
+    this.sink?.flushSync?.();
     this.sink?.end?.();
   }
 }

@@ -1,5 +1,5 @@
-import pino from "pino";
 import type { Decision } from "../pipeline/stage.js";
+import { type LineSink, openLineSink } from "./sink.js";
 
 export interface AccessEntry {
   /** Epoch ms when the request arrived. */
@@ -20,43 +20,18 @@ export interface AccessEntry {
   decision?: Decision;
 }
 
-type Sink = { write(line: string): unknown; flushSync?(): void; end?(): void };
-
 /**
  * One line per request, in Squid's native access.log layout (so existing log tools read it) or as
  * JSON. Writes go through pino's buffered destination, so a slow disk never blocks a response.
  */
 export class AccessLog {
   private constructor(
-    private readonly sink: Sink | undefined,
+    private readonly sink: LineSink | undefined,
     private readonly format: "squid" | "json",
   ) {}
 
   static open(file: string, format: "squid" | "json"): AccessLog {
-    if (file === "") return new AccessLog(undefined, format);
-    const dest = file === "-" ? 1 : file;
-    // Lines are written in batches of 8 KiB, and at least every 250 ms so `tail -f` stays live:
-    // a write per line measurably cost the proxy's throughput.
-    const boom = pino.destination({ dest, sync: false, minLength: 8 * 1024, mkdir: true });
-    const timer = setInterval(() => {
-      try {
-        boom.flush();
-      } catch {
-        // Not open yet, or a write in flight: the next tick flushes.
-      }
-    }, 250);
-    timer.unref();
-    return new AccessLog(
-      {
-        write: (l) => boom.write(l),
-        flushSync: () => boom.flushSync(),
-        end: () => {
-          clearInterval(timer);
-          boom.end();
-        },
-      },
-      format,
-    );
+    return new AccessLog(openLineSink(file), format);
   }
 
   /** For tests: lines go to the given function. */
@@ -70,11 +45,7 @@ export class AccessLog {
   }
 
   close(): void {
-    try {
-      this.sink?.flushSync?.();
-    } catch {
-      // A sink that is not ready yet has nothing to flush.
-    }
+    this.sink?.flushSync?.();
     this.sink?.end?.();
   }
 }

@@ -58,7 +58,7 @@ export function deltaSeconds(d: Directives, name: string): number | "invalid" | 
   if (dup !== undefined && dup !== v) return "invalid";
   if (v === true || !/^\d+$/.test(v)) return "invalid";
   const n = Number(v);
-  return n >= MAX_DELTA ? MAX_DELTA : n;
+  return Math.min(n, MAX_DELTA);
 }
 
 /** Field names listed in no-cache="a, b" or private="a". */
