@@ -386,3 +386,40 @@ describe("HTTP cache (RFC 9111)", () => {
     assert.ok(s.hitRatio > 0 && s.hitRatio < 1);
   });
 });
+
+describe("HTTP cache: statuses", () => {
+  let origin: Origin;
+  let proxy: TestProxy;
+  before(async () => {
+    origin = await startOrigin((req, res) => {
+      const p = (req.url ?? "").split("?")[0] as string;
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+      const [, status, cc] = /^\/\d+-status-(\d+)-(.*)$/.exec(p) ?? [];
+      res.writeHead(Number(status), cc ? { "cache-control": decodeURIComponent(cc) } : {});
+      res.end("x");
+    });
+    proxy = await startProxy();
+  });
+  after(async () => {
+    await proxy.close();
+    await origin.close();
+  });
+
+  const table: [status: number, cc: string, stored: boolean][] = [
+    [500, "max-age=3600", true],
+    [404, "", false],
+    [302, "max-age=3600", true],
+    [299, "max-age=3600", true],
+    [206, "max-age=3600", false],
+    [599, "max-age=3600,must-understand", false],
+    [200, "no-store,must-understand,max-age=3600", true],
+  ];
+  for (const [status, cc, stored] of table) {
+    it(`${stored ? "stores" : "does not store"} a ${status}${cc ? ` with ${cc}` : ""}`, async () => {
+      const p = `/${++seq}-status-${status}-${encodeURIComponent(cc)}`;
+      await viaProxy(proxy.port, `${origin.url}${p}`);
+      await viaProxy(proxy.port, `${origin.url}${p}`);
+      assert.equal(counts.get(p), stored ? 1 : 2);
+    });
+  }
+});

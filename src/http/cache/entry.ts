@@ -34,7 +34,7 @@ export function header(list: HeaderList, name: string): string | undefined {
 /** Statuses a cache may store with heuristic freshness (RFC 9110 §15.1). */
 export const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
 
-/** Statuses this cache understands well enough to store at all. */
+/** Statuses whose semantics this cache knows; they matter only with must-understand (§5.2.2.3). */
 const UNDERSTOOD = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 501]);
 
 /** RFC 9111 §4.2.1 for a shared cache; 0 for invalid explicit values, which makes the response stale. */
@@ -89,8 +89,14 @@ export function mayStore(
   headers: HeaderList,
 ): StoreVerdict {
   if (method !== "GET") return { store: false, why: "method" };
-  if (!UNDERSTOOD.has(status)) return { store: false, why: "status" };
-  if (requestCc.has("no-store") || cc.has("no-store")) return { store: false, why: "no-store" };
+  // §3: any final status may be stored, except that 206 and 304 are never stored whole here, and
+  // must-understand restricts storing to statuses the cache understands.
+  if (status < 200 || status === 206 || status === 304) return { store: false, why: "status" };
+  if (cc.has("must-understand") && !UNDERSTOOD.has(status)) return { store: false, why: "status" };
+  // must-understand overrides no-store for a status the cache understands (§5.2.2.3).
+  if (requestCc.has("no-store") || (cc.has("no-store") && !(cc.has("must-understand") && UNDERSTOOD.has(status)))) {
+    return { store: false, why: "no-store" };
+  }
   if (cc.has("private") && !fieldList(cc, "private")) return { store: false, why: "private" };
   if (hasAuthorization && !cc.has("public") && !cc.has("s-maxage") && !cc.has("must-revalidate"))
     return { store: false, why: "authorization" };
