@@ -47,7 +47,8 @@ export class DnsCache {
 
   private async handle(x: DnsExchange, next: Handler<DnsExchange, DnsOutcome>): Promise<DnsOutcome> {
     if (this.cfg.entries === 0) return next(x);
-    const key = `${x.type}/${x.qclass}/${x.name}`;
+    // DO clients get DNSSEC records the others do not: a separate entry.
+    const key = `${x.type}/${x.qclass}/${x.query.edns?.do ? "do/" : ""}${x.name}`;
     const now = Date.now();
     const entry = this.lru.get(key);
     if (entry) {

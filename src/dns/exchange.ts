@@ -43,8 +43,10 @@ export function adaptAnswer(x: DnsExchange, outcome: Extract<DnsOutcome, { kind:
   const out = Buffer.allocUnsafe(bytes.length + (withOpt ? 11 : 0));
   bytes.copy(out, 0);
   out.writeUInt16BE(x.query.id, 0);
-  // QR, the upstream's opcode and rcode, RA; the client's RD; never AA (this is a cached copy).
-  out.writeUInt16BE((bytes.readUInt16BE(2) & 0xfb8f & ~0x0100) | 0x8080 | (x.query.flags & 0x0100), 2);
+  // QR, the upstream's opcode and rcode, RA; the client's RD; never AA (this is a cached copy);
+  // AD only for clients that asked for DNSSEC (DO).
+  const keep = x.query.edns?.do ? 0xfbaf : 0xfb8f;
+  out.writeUInt16BE((bytes.readUInt16BE(2) & keep & ~0x0100) | 0x8080 | (x.query.flags & 0x0100), 2);
   x.query.questionBytes.copy(out, 12);
   const age = outcome.age;
   for (const off of info.ttlOffsets) {

@@ -49,14 +49,22 @@ export class Forwarder {
     return this.defaults;
   }
 
-  async resolve(name: string, type: number, qclass: number, tcp: boolean): Promise<{ bytes: Buffer; upstream: string }> {
+  async resolve(
+    name: string,
+    type: number,
+    qclass: number,
+    tcp: boolean,
+    dnssecOk = false,
+  ): Promise<{ bytes: Buffer; upstream: string }> {
     const servers = this.order(this.serversFor(name));
     if (servers.length === 0) throw new UpstreamFailure("no upstream DNS servers configured (dns.upstreams)");
     const problems: string[] = [];
     for (const server of servers) {
       try {
-        let bytes = tcp ? await this.askTcp(server, name, type, qclass) : await this.askUdp(server, name, type, qclass);
-        if (!tcp && (bytes.readUInt16BE(2) & 0x0200) !== 0) bytes = await this.askTcp(server, name, type, qclass);
+        let bytes = tcp
+          ? await this.askTcp(server, name, type, qclass, dnssecOk)
+          : await this.pool.ask(server, name, type, qclass, this.timeoutMs, dnssecOk);
+        if (!tcp && (bytes.readUInt16BE(2) & 0x0200) !== 0) bytes = await this.askTcp(server, name, type, qclass, dnssecOk);
         const rcode = bytes.readUInt16BE(2) & 0xf;
         if (rcode === RCODE.SERVFAIL || rcode === RCODE.REFUSED) {
           this.failed(server);
@@ -97,13 +105,9 @@ export class Forwarder {
     return [...this.health].filter(([, h]) => h.downUntil > now).map(([label]) => label);
   }
 
-  private askUdp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
-    return this.pool.ask(s, name, type, qclass, this.timeoutMs);
-  }
-
-  private askTcp(s: UpstreamServer, name: string, type: number, qclass: number): Promise<Buffer> {
+  private askTcp(s: UpstreamServer, name: string, type: number, qclass: number, dnssecOk: boolean): Promise<Buffer> {
     const id = randomInt(0, 65_536);
-    const query = buildQuery(id, name, type, qclass);
+    const query = buildQuery(id, name, type, qclass, dnssecOk);
     return new Promise((resolve, reject) => {
       const socket = tcpConnect({ host: s.address, port: s.port });
       let buf = Buffer.alloc(0);
@@ -173,7 +177,7 @@ const USES_PER_SOCKET = 1000;
 class UdpPool {
   private readonly slots: { udp4: (PooledSocket | undefined)[]; udp6: (PooledSocket | undefined)[] } = { udp4: [], udp6: [] };
 
-  ask(server: UpstreamServer, name: string, type: number, qclass: number, timeoutMs: number): Promise<Buffer> {
+  ask(server: UpstreamServer, name: string, type: number, qclass: number, timeoutMs: number, dnssecOk: boolean): Promise<Buffer> {
     const family = isIP(server.address) === 6 ? "udp6" : "udp4";
     const slots = this.slots[family];
     const slot = randomInt(0, POOL_SIZE);
@@ -186,7 +190,7 @@ class UdpPool {
     ps.uses++;
     let id = randomInt(0, 65_536);
     while (ps.pending.has(id)) id = randomInt(0, 65_536);
-    const query = buildQuery(id, name, type, qclass);
+    const query = buildQuery(id, name, type, qclass, dnssecOk);
     const owner = ps;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

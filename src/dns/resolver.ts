@@ -18,7 +18,7 @@ import {
 import { Forwarder, type UpstreamServer } from "./forwarder.js";
 import { hostsFile, LocalRecords, zoneFiles } from "./local.js";
 import type { QueryLog } from "./query-log.js";
-import { aclStage, anyStage, cnameStage, localStage, policyStage, rateLimitStage } from "./stages.js";
+import { aclStage, anyStage, cnameStage, localStage, policyStage, rateLimitStage, unsupportedStage } from "./stages.js";
 import { buildQuery, buildResponse, inspectAnswer, parseQuery, RCODE } from "./wire.js";
 
 /**
@@ -26,7 +26,8 @@ import { buildQuery, buildResponse, inspectAnswer, parseQuery, RCODE } from "./w
  * The order, with the reason for each place:
  * 1. acl: outsiders get REFUSED before anything else is spent on them (never an open resolver).
  * 2. ratelimit: a flooding client costs a map lookup, not a lookup in the rules or the cache.
- * 3. any: ANY is answered minimally (RFC 8482) before it can reach an upstream.
+ * 3. unsupported, any: EDNS versions, classes and zone transfers we do not serve, and ANY (RFC 8482),
+ *    are answered here before they can reach an upstream or the cache.
  * 4. local: the office's own names come before the blocklist, so no imported list can hide them.
  * 5. policy: firewall and lists, for the name asked.
  * 6. cname: wraps the cache, so names in a CNAME chain are checked on every answer, cached or not.
@@ -63,6 +64,7 @@ export class DnsResolver {
       [
         aclStage(cfg.clients),
         rateLimitStage(cfg.rateLimit),
+        unsupportedStage(),
         anyStage(),
         localStage(() => this.local),
         policyStage(() => this.rules.current, cfg),
@@ -78,7 +80,8 @@ export class DnsResolver {
   }
 
   private async forward(x: DnsExchange): Promise<DnsOutcome> {
-    const { bytes, upstream } = await this.forwarder.resolve(x.name, x.type, x.qclass, x.client.transport === "tcp");
+    const dnssec = x.query.edns?.do === true;
+    const { bytes, upstream } = await this.forwarder.resolve(x.name, x.type, x.qclass, x.client.transport === "tcp", dnssec);
     x.log.upstream = upstream;
     return { kind: "upstream", answer: storeable(bytes), age: 0, result: "forwarded" };
   }

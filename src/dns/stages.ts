@@ -51,6 +51,24 @@ export function rateLimitStage(perSecond: number): DnsStage {
   };
 }
 
+/**
+ * What this resolver does not serve, answered before anything is spent on it: an EDNS version
+ * other than 0 gets BADVERS (RFC 6891 §6.1.3), classes other than IN get REFUSED (CHAOS queries
+ * like version.bind are not passed to content servers), zone transfers get NOTIMP.
+ */
+export function unsupportedStage(): DnsStage {
+  return {
+    name: "unsupported",
+    handle(x, next) {
+      if (x.query.edns && x.query.edns.version !== 0)
+        return respond(buildResponse(x.query, { rcode: RCODE.BADVERS }, 1232), "formerr");
+      if (x.qclass !== 1) return respond(buildResponse(x.query, { rcode: RCODE.REFUSED }, 1232), "refused");
+      if (x.type === 251 || x.type === 252) return respond(buildResponse(x.query, { rcode: RCODE.NOTIMP }, 1232), "refused");
+      return next(x);
+    },
+  };
+}
+
 /** RFC 8482: ANY gets one small synthesized HINFO record instead of everything (amplification). */
 export function anyStage(): DnsStage {
   return {

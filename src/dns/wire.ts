@@ -20,7 +20,7 @@ export const TYPE = {
 
 export const TYPE_NAME: Record<number, string> = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]));
 
-export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
 export const RCODE_NAME = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
 
 export class WireError extends Error {}
@@ -40,7 +40,7 @@ export interface ParsedQuery {
   question: Question;
   /** The client's question bytes as sent (name case included), echoed back in answers (0x20). */
   questionBytes: Buffer;
-  edns: { udpSize: number; do: boolean } | undefined;
+  edns: { udpSize: number; do: boolean; version: number } | undefined;
 }
 
 /** Reads a possibly compressed name at `off`; returns it lower-cased and the offset after it. */
@@ -126,7 +126,11 @@ export function parseQuery(buf: Buffer): ParsedQuery | QueryProblem {
       const type = buf.readUInt16BE(nameEnd);
       if (type === TYPE.OPT) {
         if (edns) throw new WireError("two OPT records");
-        edns = { udpSize: Math.max(512, buf.readUInt16BE(nameEnd + 2)), do: (buf.readUInt16BE(nameEnd + 6) & 0x8000) !== 0 };
+        edns = {
+          udpSize: Math.max(512, buf.readUInt16BE(nameEnd + 2)),
+          do: (buf.readUInt16BE(nameEnd + 6) & 0x8000) !== 0,
+          version: buf[nameEnd + 5] as number,
+        };
       }
       pos = skipRecord(buf, pos);
     }
@@ -258,12 +262,12 @@ function encodeRecord(r: ResourceRecord): Buffer {
 }
 
 /** EDNS0 OPT record advertising our UDP size (RFC 6891), DO copied from the client. */
-export function optRecord(udpSize: number, dnssecOk: boolean): Buffer {
+export function optRecord(udpSize: number, dnssecOk: boolean, extendedRcode = 0): Buffer {
   const b = Buffer.alloc(11);
   b[0] = 0;
   b.writeUInt16BE(TYPE.OPT, 1);
   b.writeUInt16BE(udpSize, 3);
-  b.writeUInt32BE(dnssecOk ? 0x8000 : 0, 5);
+  b.writeUInt32BE(((extendedRcode >> 4) << 24) | (dnssecOk ? 0x8000 : 0), 5);
   b.writeUInt16BE(0, 9);
   return b;
 }
@@ -283,6 +287,7 @@ export function buildResponse(q: ParsedQuery, parts: ResponseParts, ednsSize: nu
   const additional = parts.additional ?? [];
   const header = Buffer.alloc(12);
   header.writeUInt16BE(q.id, 0);
+  // Codes above 15 (BADVERS) keep their high bits in the OPT record.
   header.writeUInt16BE(0x8000 | (parts.authoritative ? 0x0400 : 0) | (q.flags & 0x0100) | 0x0080 | (parts.rcode & 0xf), 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(answers.length, 6);
@@ -295,7 +300,7 @@ export function buildResponse(q: ParsedQuery, parts: ResponseParts, ednsSize: nu
     ...authority.map(encodeRecord),
     ...additional.map(encodeRecord),
   ];
-  if (q.edns) chunks.push(optRecord(ednsSize, q.edns.do));
+  if (q.edns) chunks.push(optRecord(ednsSize, q.edns.do, parts.rcode));
   return Buffer.concat(chunks);
 }
 
@@ -309,8 +314,8 @@ export function truncatedResponse(response: Buffer, questionEnd: number, withOpt
   return withOpt ? Buffer.concat([head, withOpt]) : head;
 }
 
-/** A query for upstreams: random ID, RD set, EDNS0 with our buffer size. */
-export function buildQuery(id: number, name: string, type: number, qclass: number): Buffer {
+/** A query for upstreams: random ID, RD set, EDNS0 with our buffer size, DO if the client asked. */
+export function buildQuery(id: number, name: string, type: number, qclass: number, dnssecOk = false): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
   header.writeUInt16BE(0x0100, 2);
@@ -319,7 +324,7 @@ export function buildQuery(id: number, name: string, type: number, qclass: numbe
   const tail = Buffer.alloc(4);
   tail.writeUInt16BE(type, 0);
   tail.writeUInt16BE(qclass, 2);
-  return Buffer.concat([header, encodeName(name), tail, optRecord(1232, false)]);
+  return Buffer.concat([header, encodeName(name), tail, optRecord(1232, dnssecOk)]);
 }
 
 // RDATA encoders for local records.

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { dig, startResolver, type TestResolver, ttlOf } from "../helpers/dns.js";
 import { type ContentServer, startContentServer } from "../helpers/dns-server.js";
 import { eventually } from "../helpers/proxy.js";
@@ -89,6 +91,30 @@ describe("DNS forwarding and caching", () => {
     const r = await dig(dns.port, ["big.example.test", "TXT", "+noedns", "+ignore"]);
     assert.ok(r.flags.includes("tc"));
     assert.doesNotMatch(r.raw, /OPT PSEUDOSECTION/);
+  });
+
+  it("answers an unknown EDNS version with BADVERS (RFC 6891)", async () => {
+    const r = await dig(dns.port, ["www.example.test", "+edns=1", "+noednsnegotiation"]);
+    assert.equal(r.status, "BADVERS");
+  });
+
+  it("refuses CHAOS-class queries instead of forwarding them", async () => {
+    const before = content.queries.length;
+    assert.equal((await dig(dns.port, ["version.bind", "TXT", "CH"])).status, "REFUSED");
+    assert.equal(content.queries.length, before);
+  });
+
+  it("answers a zone transfer request with NOTIMP", async () => {
+    const { stdout } = await promisify(execFile)("dig", [
+      "@127.0.0.1",
+      "-p",
+      String(dns.port),
+      "example.test",
+      "AXFR",
+      "+tries=1",
+      "+time=2",
+    ]);
+    assert.match(stdout, /NOTIMP|Transfer failed/);
   });
 
   it("answers ANY minimally (RFC 8482)", async () => {
