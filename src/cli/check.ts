@@ -12,7 +12,14 @@ export async function checkCommand(args: { config?: string }): Promise<number> {
     const rules = new Rules(loaded.config, undefined, DNS_FILE_KINDS);
     problems = rules.diagnostics();
     const lists = rules.current.lists;
-    summary = `${loaded.file ?? "built-in defaults"}: ok; ${lists.length} list file${lists.length === 1 ? "" : "s"}, ${rules.current.firewall.size} firewall rule${rules.current.firewall.size === 1 ? "" : "s"}`;
+    const perList = lists.map(
+      (l) =>
+        `${l.file}: ${l.stats.entries} ${l.role} entr${l.stats.entries === 1 ? "y" : "ies"}${l.stats.exceptions ? `, ${l.stats.exceptions} exceptions` : ""}${l.stats.browserOnly ? `, ${l.stats.browserOnly} browser-only rules skipped` : ""}`,
+    );
+    summary = [
+      ...perList,
+      `${loaded.file ?? "built-in defaults"}: ok; ${lists.length} list file${lists.length === 1 ? "" : "s"}, ${rules.current.firewall.size} firewall rule${rules.current.firewall.size === 1 ? "" : "s"}`,
+    ].join("\n");
     rules.close();
   } catch (err) {
     if (!(err instanceof DiagnosticsError)) throw err;
