@@ -4,7 +4,7 @@ import type { Config } from "../config/schema.js";
 import type { AccessLog } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address.js";
-import type { LookupFunction } from "../net/lookup.js";
+import { isLoopbackHost, type LookupFunction } from "../net/lookup.js";
 import type { Handler } from "../pipeline/stage.js";
 import { PushBody } from "./body.js";
 import { Abort, type Client, type HttpExchange, type HttpOutcome, type HttpResponse } from "./exchange.js";
@@ -225,6 +225,12 @@ export class ProxyServer {
     x.url = url;
     x.host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     x.port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    if (x.port === socket.localPort && (x.host === normalizeAddress(socket.localAddress ?? "") || isLoopbackHost(x.host))) {
+      // An absolute URL naming this very listener: answer, rather than forward to ourselves.
+      x.log.cache = "NONE_NONE";
+      req.resume();
+      return this.write(req, res, infoPage(x, rt.cfg), x);
+    }
     if (hasBody(req)) {
       x.body = req;
       req.setTimeout(Math.max(rt.cfg.limits.idleTimeout, 60_000), () => req.destroy(new Error("request body stalled")));

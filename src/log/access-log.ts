@@ -52,7 +52,16 @@ export class AccessLog {
 
 function squidLine(e: AccessEntry): string {
   const rule = e.decision?.rule ? ` rule=${e.decision.rule.file}:${e.decision.rule.line}` : "";
-  return `${(e.start / 1000).toFixed(3)} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${e.result}/${e.status} ${e.bytes} ${e.method} ${e.url} ${e.user ?? "-"} ${e.hierarchy}/${e.peer} ${e.contentType ?? "-"}${rule}\n`;
+  const ms = e.start % 1000;
+  const time = `${(e.start - ms) / 1000}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}`;
+  return `${time} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${e.result}/${e.status} ${e.bytes} ${e.method} ${e.url} ${e.user ?? "-"} ${e.hierarchy}/${e.peer} ${mediaType(e.contentType)}${rule}\n`;
+}
+
+/** The media type without parameters: log tools split Squid lines on spaces. */
+function mediaType(contentType: string | undefined): string {
+  if (!contentType) return "-";
+  const semi = contentType.indexOf(";");
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().replace(/\s+/g, "") || "-";
 }
 
 function jsonLine(e: AccessEntry): string {

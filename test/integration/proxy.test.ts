@@ -161,6 +161,13 @@ describe("forward proxy: plain HTTP", () => {
     assert.match(r.body.toString(), /office web proxy/);
   });
 
+  it("answers an absolute URL naming the proxy itself instead of forwarding to itself", async () => {
+    const r = await viaProxy(proxy.port, `http://127.0.0.1:${proxy.port}/loop`);
+    assert.equal(r.status, 200);
+    assert.match(r.body.toString(), /office web proxy/);
+    assert.ok(!proxy.accessLines.some((l) => / GET \/loop /.test(l)), "no inner request reached the proxy");
+  });
+
   it("writes one Squid-format access line per request", async () => {
     const url = `${origin.url}/logged`;
     await viaProxy(proxy.port, url);
