@@ -34,7 +34,7 @@ done
 
 med() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$BENCH_DIR/results" | median; }
 echo
-echo "cache hits, ${CONNS} connections, median of ${ROUNDS} rounds of ${SECS}s ($(date -u +%F), $(nproc) cores, $(node --version), $(squid -v | head -1 | awk '{print $1" "$4}'), $(varnishd -V 2>&1 | head -1 | awk '{print $2}' | tr -d '(')"
+echo "cache hits, ${CONNS} connections, median of ${ROUNDS} rounds of ${SECS}s ($(date -u +%F), $(nproc) cores, $(node --version), $(squid -v | head -1 | awk '{print $1" "$4}'), $(varnishd -V 2>&1 | head -1 | awk '{print $2}' | tr -d '('))"
 printf "%-16s %10s %9s %9s\n" "" "rps" "p99 ms" "RSS MiB"
 for size in 1k 64k; do
   for n in gatehouse squid varnish; do printf "%-16s %10.0f %9.3f %9s\n" "$n-$size" "$(med "$n-$size" 2)" "$(med "$n-$size" 4)" "$(med "$n-$size" 5)"; done
