@@ -41,6 +41,10 @@ export class Forwarder {
       .sort((a, b) => b[0].length - a[0].length);
   }
 
+  get defaultServers(): readonly UpstreamServer[] {
+    return this.defaults;
+  }
+
   /** The servers for a name: the longest matching dns.forward domain, else the defaults. */
   serversFor(name: string): readonly UpstreamServer[] {
     for (const [suffix, servers] of this.conditional) {

@@ -18,7 +18,16 @@ import {
 import { Forwarder, type UpstreamServer } from "./forwarder.js";
 import { hostsFile, LocalRecords, zoneFiles } from "./local.js";
 import type { QueryLog } from "./query-log.js";
-import { aclStage, anyStage, cnameStage, localStage, policyStage, rateLimitStage, unsupportedStage } from "./stages.js";
+import {
+  aclStage,
+  anyStage,
+  cnameStage,
+  localStage,
+  policyStage,
+  rateLimitStage,
+  specialNamesStage,
+  unsupportedStage,
+} from "./stages.js";
 import { buildQuery, buildResponse, inspectAnswer, parseQuery, RCODE } from "./wire.js";
 
 /**
@@ -28,7 +37,8 @@ import { buildQuery, buildResponse, inspectAnswer, parseQuery, RCODE } from "./w
  * 2. ratelimit: a flooding client costs a map lookup, not a lookup in the rules or the cache.
  * 3. unsupported, any: EDNS versions, classes and zone transfers we do not serve, and ANY (RFC 8482),
  *    are answered here before they can reach an upstream or the cache.
- * 4. local: the office's own names come before the blocklist, so no imported list can hide them.
+ * 4. local: the office's own names come before the blocklist, so no imported list can hide them;
+ *    then localhost, .invalid and private reverse zones, which never go upstream (RFC 6761/6303).
  * 5. policy: firewall and lists, for the name asked.
  * 6. cname: wraps the cache, so names in a CNAME chain are checked on every answer, cached or not.
  * 7. cache: answers, collapses concurrent misses, prefetches, serves stale when upstreams fail.
@@ -67,6 +77,7 @@ export class DnsResolver {
         unsupportedStage(),
         anyStage(),
         localStage(() => this.local),
+        specialNamesStage((name) => this.forwarder.serversFor(name) !== this.forwarder.defaultServers),
         policyStage(() => this.rules.current, cfg),
         cnameStage(() => this.rules.current, cfg),
         this.cache.stage(),

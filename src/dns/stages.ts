@@ -69,6 +69,43 @@ export function unsupportedStage(): DnsStage {
   };
 }
 
+const PRIVATE_REVERSE = [
+  "10.in-addr.arpa",
+  ...Array.from({ length: 16 }, (_, i) => `${16 + i}.172.in-addr.arpa`),
+  "168.192.in-addr.arpa",
+  "127.in-addr.arpa",
+  "254.169.in-addr.arpa",
+  ...["c", "d"].map((n) => `${n}.f.ip6.arpa`),
+  ...["8", "9", "a", "b"].map((n) => `${n}.e.f.ip6.arpa`),
+];
+
+/**
+ * Names that must never leave the office (RFC 6761, RFC 6303): "localhost" answers loopback,
+ * ".invalid" does not exist, and reverse lookups of private addresses that no local record or
+ * dns.forward entry answers get NXDOMAIN here instead of leaking to the internet (dnsmasq's
+ * bogus-priv, Unbound's default local zones).
+ */
+export function specialNamesStage(forwarded: (name: string) => boolean): DnsStage {
+  return {
+    name: "special",
+    handle(x, next) {
+      const n = x.name;
+      if (n === "localhost" || n.endsWith(".localhost")) {
+        const answers: ResourceRecord[] = [];
+        if (x.type === TYPE.A) answers.push({ name: n, type: TYPE.A, ttl: 3600, rdata: rdataA("127.0.0.1") });
+        if (x.type === TYPE.AAAA) answers.push({ name: n, type: TYPE.AAAA, ttl: 3600, rdata: rdataAAAA("::1") });
+        return respond(buildResponse(x.query, { rcode: RCODE.NOERROR, authoritative: true, answers }, 1232), "local");
+      }
+      if (n === "invalid" || n.endsWith(".invalid"))
+        return respond(buildResponse(x.query, { rcode: RCODE.NXDOMAIN }, 1232), "local");
+      if (n.endsWith(".arpa") && !forwarded(n) && PRIVATE_REVERSE.some((z) => n === z || n.endsWith(`.${z}`))) {
+        return respond(buildResponse(x.query, { rcode: RCODE.NXDOMAIN }, 1232), "local");
+      }
+      return next(x);
+    },
+  };
+}
+
 /** RFC 8482: ANY gets one small synthesized HINFO record instead of everything (amplification). */
 export function anyStage(): DnsStage {
   return {

@@ -320,6 +320,22 @@ describe("DNS local records and blocking", () => {
   ];
   for (const [name, args, check] of table) it(`answers ${name}`, async () => check(await dig(dns.port, args)));
 
+  for (const [args, expected] of [
+    [["localhost"], "localhost. 3600 IN A 127.0.0.1"],
+    [["app.localhost", "AAAA"], "app.localhost. 3600 IN AAAA ::1"],
+  ] as const) {
+    it(`answers ${args.join(" ")} itself (RFC 6761)`, async () =>
+      assert.deepEqual((await dig(dns.port, [...args])).answers, [expected]));
+  }
+
+  it("answers NXDOMAIN for .invalid and for private reverse lookups, without asking upstream", async () => {
+    const before = content.queries.length;
+    assert.equal((await dig(dns.port, ["x.invalid"])).status, "NXDOMAIN");
+    assert.equal((await dig(dns.port, ["-x", "10.1.2.3"])).status, "NXDOMAIN");
+    assert.equal((await dig(dns.port, ["-x", "192.168.9.9"])).status, "NXDOMAIN");
+    assert.equal(content.queries.length, before);
+  });
+
   it("never asked the upstream for local names", () => {
     assert.equal(content.queries.filter((q) => q.name.endsWith("office.lan")).length, 0);
   });
