@@ -55,7 +55,6 @@ export async function explainCommand(args: {
     port,
     method: url ? "GET" : undefined,
     path: url?.protocol === "http:" ? url.pathname : undefined,
-    now: new Date(),
   });
   const lists = rules.current.explainDomain(host);
   const out: string[] = [];

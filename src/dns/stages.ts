@@ -139,7 +139,6 @@ export function policyStage(rules: () => RuleSet, cfg: Config["dns"]): DnsStage 
       const v = rules().policy({
         client: x.client.transport === "internal" ? undefined : x.client.address,
         host: x.name,
-        now: new Date(),
       });
       if (v.action === "allow") return next(x);
       x.decisions.push({ stage: v.stage, action: v.action, reason: "blocked", rule: v.rule });

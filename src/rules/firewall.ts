@@ -26,7 +26,8 @@ export interface FirewallQuery {
   port?: number;
   method?: string;
   path?: string;
-  now: Date;
+  /** The clock for time rules; taken when first needed if not given. */
+  now?: Date;
 }
 
 interface Rule {
@@ -92,7 +93,9 @@ export class Firewall {
 
   /** The first rule that matches, or undefined (then the default applies). */
   evaluate(q: FirewallQuery): { action: FirewallAction; rule: RuleRef } | undefined {
-    for (const r of this.rules) if (matches(r, q)) return { action: r.action, rule: r.ref };
+    if (this.rules.length === 0) return undefined;
+    const query = { ...q };
+    for (const r of this.rules) if (matches(r, query)) return { action: r.action, rule: r.ref };
     return undefined;
   }
 }
@@ -257,9 +260,11 @@ function matches(r: Rule, q: FirewallQuery): boolean {
     return false;
   if (r.methods && (q.method === undefined || !r.methods.has(q.method))) return false;
   if (r.path !== undefined && (q.path === undefined || !q.path.startsWith(r.path))) return false;
-  if (r.days && !r.days.has(q.now.getDay())) return false;
+  if (r.days || r.time) q.now ??= new Date();
+  if (r.days && !r.days.has((q.now as Date).getDay())) return false;
   if (r.time) {
-    const minute = q.now.getHours() * 60 + q.now.getMinutes();
+    const now = q.now as Date;
+    const minute = now.getHours() * 60 + now.getMinutes();
     const [start, end] = r.time;
     const inside = start <= end ? minute >= start && minute < end : minute >= start || minute < end;
     if (!inside) return false;

@@ -100,7 +100,8 @@ export class HttpCache {
       if (out.kind === "response") addStatus(out, "fwd=request");
       return out;
     }
-    const found = await this.lookup(url, x);
+    // The memory tier answers synchronously; only a disk read costs a trip through the event loop.
+    const found = this.lookupMemory(url, x) ?? (this.disk ? await this.lookupDisk(url, x) : undefined);
     const now = Date.now();
     if (found) {
       const e = found.entry;
@@ -165,20 +166,25 @@ export class HttpCache {
     return this.memory.hasUrl(url) || (this.disk?.hasUrl(url) ?? false);
   }
 
-  private async lookup(url: string, x: HttpExchange): Promise<{ entry: CachedResponse; tier: "memory" | "disk" } | undefined> {
+  private lookupMemory(url: string, x: HttpExchange): { entry: CachedResponse; tier: "memory" | "disk" } | undefined {
     const names = this.varyOf.get(url);
     if (names === undefined) return undefined;
+    const mem = this.memory.get(secondaryKey(url, names, x));
+    return mem ? { entry: mem, tier: "memory" } : undefined;
+  }
+
+  private async lookupDisk(
+    url: string,
+    x: HttpExchange,
+  ): Promise<{ entry: CachedResponse; tier: "memory" | "disk" } | undefined> {
+    const names = this.varyOf.get(url);
+    if (names === undefined || !this.disk) return undefined;
     const key = secondaryKey(url, names, x);
-    const mem = this.memory.get(key);
-    if (mem) return { entry: mem, tier: "memory" };
-    if (this.disk?.has(key)) {
-      const d = await this.disk.get(key);
-      if (d) {
-        this.memory.set(d);
-        return { entry: d, tier: "disk" };
-      }
-    }
-    return undefined;
+    if (!this.disk.has(key)) return undefined;
+    const d = await this.disk.get(key);
+    if (!d) return undefined;
+    this.memory.set(d);
+    return { entry: d, tier: "disk" };
   }
 
   private gatewayTimeout(x: HttpExchange): HttpResponse {
@@ -502,7 +508,11 @@ export class HttpCache {
   }
 }
 
+const NO_DIRECTIVES: Directives = new Map();
+
 function requestDirectives(x: HttpExchange): Directives {
+  // Most requests carry neither field: share one empty (never mutated) map.
+  if (x.headers["cache-control"] === undefined && x.headers.pragma === undefined) return NO_DIRECTIVES;
   const cc = parseCacheControl(x.headers["cache-control"]);
   // Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
   if (x.headers["cache-control"] === undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(String(x.headers.pragma ?? "")))

@@ -20,7 +20,6 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
         port: x.port,
         method: x.method,
         path: x.connect ? undefined : x.url.pathname,
-        now: new Date(),
       });
       if (verdict.action === "allow") {
         if (verdict.rule)
