@@ -3,7 +3,26 @@ import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 
 /** Runs until SIGTERM/SIGINT (graceful stop, exit 0); SIGHUP reloads config and rules. */
 export async function startCommand(args: { config?: string }): Promise<number> {
-  let app: Gatehouse;
+  // Signals are handled from the first moment: a SIGHUP that arrives while starting must not kill
+  // the process (its default action), and a SIGTERM then stops it as soon as it is up.
+  let app: Gatehouse | undefined;
+  let stopRequested = false;
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const stop = () => {
+    if (stopRequested) return;
+    stopRequested = true;
+    if (app)
+      app.stop().then(
+        () => finish(0),
+        () => finish(1),
+      );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGHUP", () => void app?.reload());
   try {
     app = await Gatehouse.start({ configFile: args.config });
   } catch (err) {
@@ -15,18 +34,9 @@ export async function startCommand(args: { config?: string }): Promise<number> {
     }
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      app.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-    process.on("SIGHUP", () => void app.reload());
-  });
+  if (stopRequested) {
+    stopRequested = false;
+    stop();
+  }
+  return done;
 }
