@@ -23,10 +23,6 @@ Options:
   -v, --version       print the version
 `;
 
-export interface CliResult {
-  exitCode: number;
-}
-
 type Command = (args: { config?: string; positionals: string[]; values: Record<string, unknown> }) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {

@@ -2,7 +2,7 @@ import type { Config } from "../config/schema.js";
 import { AddressSet } from "../net/address.js";
 import type { Stage } from "../pipeline/stage.js";
 import type { RuleSet } from "../rules/ruleset.js";
-import type { DnsExchange, DnsOutcome, StoredAnswer } from "./exchange.js";
+import type { DnsExchange, DnsOutcome } from "./exchange.js";
 import type { LocalRecords } from "./local.js";
 import { buildResponse, RCODE, type ResourceRecord, rdataA, rdataAAAA, rdataHINFO, TYPE } from "./wire.js";
 
@@ -183,5 +183,3 @@ export function blockedAnswer(x: DnsExchange, cfg: Config["dns"]): Buffer {
   if (x.type === TYPE.AAAA && v6) answers.push({ name: x.name, type: TYPE.AAAA, ttl, rdata: rdataAAAA(v6) });
   return buildResponse(x.query, { rcode: RCODE.NOERROR, answers }, 1232);
 }
-
-export type { StoredAnswer };

@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import type { LookupAddress } from "node:dns";
 import { isIP } from "node:net";
 import { isLoopback } from "./address.js";
 
@@ -8,15 +8,6 @@ export type LookupFunction = (
   options: { family?: number | string; all?: boolean },
   callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
 ) => void;
-
-/** The system resolver; the DNS part of gatehouse replaces it with its own pipeline. */
-export const systemLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(
-    hostname,
-    { ...options, family: Number(options.family ?? 0) as 0 | 4 | 6, all: options.all === true },
-    callback as never,
-  );
-};
 
 export class LoopbackRefusedError extends Error {
   readonly code = "GH_DEST_LOOPBACK";

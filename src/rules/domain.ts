@@ -15,9 +15,3 @@ export function normalizeDomain(input: string): string | undefined {
   if (ascii === "" || !PLAIN.test(ascii) || ascii.length > 253) return undefined;
   return ascii;
 }
-
-/** "a.b.example.com" → "b.example.com"; undefined at the last label. */
-export function parentDomain(name: string): string | undefined {
-  const dot = name.indexOf(".");
-  return dot < 0 ? undefined : name.slice(dot + 1);
-}

@@ -1,5 +1,5 @@
 import type { HeaderList } from "../exchange.js";
-import { type Directives, deltaSeconds, fieldList, MAX_DELTA, parseCacheControl, parseHttpDate } from "./directives.js";
+import { type Directives, deltaSeconds, fieldList, MAX_DELTA, parseHttpDate } from "./directives.js";
 
 /** A stored response, with everything a hit needs computed once when it was stored. */
 export interface CachedResponse {
@@ -111,5 +111,3 @@ export function parseAge(value: string | undefined): number {
   if (value === undefined || !/^\s*\d+\s*$/.test(value)) return 0;
   return Math.min(Number(value), MAX_DELTA);
 }
-
-export { parseCacheControl };

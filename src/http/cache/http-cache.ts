@@ -601,5 +601,3 @@ function ifRangeMatches(x: HttpExchange, e: CachedResponse): boolean {
   if (ir.startsWith('"') || ir.startsWith("W/")) return !ir.startsWith("W/") && e.etag === ir && !e.etag.startsWith("W/");
   return e.lastModified !== undefined && parseHttpDate(ir) === parseHttpDate(e.lastModified);
 }
-
-export type { Logger };
