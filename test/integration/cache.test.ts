@@ -267,6 +267,30 @@ describe("HTTP cache (RFC 9111)", () => {
     assert.equal(r.body.toString(), "good copy");
   });
 
+  for (const [cc, served] of [
+    ["max-age=0", true],
+    ["max-age=0, must-revalidate", false],
+    ["max-age=0, proxy-revalidate", false],
+    ["max-age=0, no-cache", false],
+    ["s-maxage=0", false],
+  ] as const) {
+    it(`${served ? "serves" : "does not serve"} a stale ${cc} copy when the origin drops the connection`, async () => {
+      const p = route(`drop ${cc}`, (req, res, n) => {
+        if (n === 1) {
+          res.writeHead(200, { "cache-control": cc });
+          res.end("old copy");
+        } else req.socket.destroy();
+      });
+      await get(p);
+      const r = await get(p);
+      if (served) {
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), "old copy");
+        assert.match(String(r.headers["cache-status"]), /detail=origin-error/);
+      } else assert.equal(r.status, 502);
+    });
+  }
+
   it("keeps Vary variants apart and serves each its own", async () => {
     const p = route("vary", (req, res) => {
       res.writeHead(200, { "cache-control": "max-age=60", vary: "Accept-Language" });

@@ -12,6 +12,8 @@ import { multipartBody, parseRange } from "./range.js";
 type CacheConfig = Config["proxy"]["cache"];
 
 const NAME = "gatehouse";
+/** Seconds of staleness a copy may be served with while the origin is failing, absent stale-if-error. */
+const STALE_ON_ERROR = 86_400;
 const SAFE = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 // Fields never stored: one client's cookies must not reach another; Age is recomputed per hit.
 const NOT_STORED = new Set(["set-cookie", "set-cookie2", "age"]);
@@ -373,7 +375,13 @@ export class HttpCache {
       void this.disk?.set(updated);
       if (background) return out;
       x.log.cache = "TCP_REFRESH_UNMODIFIED";
-      return this.serve(x, updated, currentAge(updated, now), "fwd=stale; fwd-status=304");
+      const served = this.serve(x, updated, currentAge(updated, now), "fwd=stale; fwd-status=304");
+      // Cookies the origin set in this very 304 belong to this client: relayed, never stored.
+      for (const [n, v] of out.headers) {
+        if (n !== "set-cookie" && n !== "set-cookie2") continue;
+        for (const value of Array.isArray(v) ? v : [v]) served.flat?.push(n, value);
+      }
+      return served;
     }
     if (out.status >= 500) {
       const served = this.staleIfError(x, e);
@@ -394,14 +402,30 @@ export class HttpCache {
     return this.keep(x, out, reqCc, requestTime, "fwd=stale", () => {});
   }
 
+  /**
+   * The origin failed (unreachable, reset, or 5xx) while an entry was being revalidated: serve the
+   * stale copy (RFC 9111 §4.2.4 allows it when disconnected), as Squid does, unless the response
+   * forbids it (must-revalidate, proxy-revalidate, s-maxage, no-cache). stale-if-error (RFC 5861)
+   * sets the window; without it, up to a day of staleness.
+   */
   private staleIfError(x: HttpExchange, e: CachedResponse): HttpOutcome | undefined {
     const age = currentAge(e, Date.now());
     const staleness = age - e.lifetime;
-    const mustRevalidate = e.cc.has("must-revalidate") || e.cc.has("proxy-revalidate") || e.cc.has("s-maxage");
+    const prohibited =
+      e.cc.has("must-revalidate") ||
+      e.cc.has("proxy-revalidate") ||
+      e.cc.has("s-maxage") ||
+      (e.cc.has("no-cache") && !fieldList(e.cc, "no-cache"));
     const sie = deltaSeconds(e.cc, "stale-if-error") ?? deltaSeconds(requestDirectives(x), "stale-if-error");
-    if (mustRevalidate || typeof sie !== "number" || staleness > sie) return undefined;
+    const window = typeof sie === "number" ? sie : STALE_ON_ERROR;
+    if (prohibited || staleness > window) return undefined;
     x.log.cache = "TCP_REFRESH_FAIL_OLD";
-    return this.serve(x, e, age, `hit; ttl=${e.lifetime - age}; detail=stale-if-error`);
+    return this.serve(
+      x,
+      e,
+      age,
+      `hit; ttl=${e.lifetime - age}; detail=${typeof sie === "number" ? "stale-if-error" : "origin-error"}`,
+    );
   }
 
   /** RFC 9111 §4.3.4: a 304 replaces the stored header fields it carries. */
