@@ -158,6 +158,7 @@ class EntrySet {
     if (!filter) return undefined;
     // Suffixes whose filter bit is set, shortest first: start offset and both hashes.
     let candidates: number[] | undefined;
+    // The same hashes as fingerprint(), inlined to read them at every label boundary in one pass.
     let h1 = FNV_OFFSET;
     let h2 = H2_SEED;
     for (let i = name.length - 1; i >= 0; i--) {

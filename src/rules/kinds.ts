@@ -6,23 +6,19 @@ import type { FileKind } from "./store.js";
 
 const listFile = (rel: string, dir: string) => rel.startsWith(`${dir}/`) && /\.(txt|list|hosts)$/i.test(rel);
 
-export const blockFiles: FileKind<DomainList> = {
-  name: "blocklist",
-  matches: (rel) => listFile(rel, "block"),
-  compile: (file, text) => {
-    const { list, diagnostics } = DomainList.compile(file, "block", text);
-    return { value: list, diagnostics };
-  },
-};
+function listKind(role: "block" | "allow"): FileKind<DomainList> {
+  return {
+    name: `${role}list`,
+    matches: (rel) => listFile(rel, role),
+    compile: (file, text) => {
+      const { list, diagnostics } = DomainList.compile(file, role, text);
+      return { value: list, diagnostics };
+    },
+  };
+}
 
-export const allowFiles: FileKind<DomainList> = {
-  name: "allowlist",
-  matches: (rel) => listFile(rel, "allow"),
-  compile: (file, text) => {
-    const { list, diagnostics } = DomainList.compile(file, "allow", text);
-    return { value: list, diagnostics };
-  },
-};
+export const blockFiles = listKind("block");
+export const allowFiles = listKind("allow");
 
 export const firewallFile: FileKind<Firewall> = {
   name: "firewall",
