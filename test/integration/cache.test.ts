@@ -69,6 +69,7 @@ describe("HTTP cache (RFC 9111)", () => {
     ],
     ["a request with no-store", { "cache-control": "max-age=60" }, { "cache-control": "no-store" }],
     ["a response without freshness or validators for a 302", { location: "/x" }],
+    ["a 200 without freshness or validators", { "content-type": "text/html" }],
   ];
   for (const [name, headers, reqHeaders] of notStored) {
     it(`does not store ${name}`, async () => {

@@ -104,6 +104,11 @@ export function mayStore(
   if (vary?.split(",").some((v) => v.trim() === "*")) return { store: false, why: "vary-star" };
   const explicit = cc.has("max-age") || cc.has("s-maxage") || header(headers, "expires") !== undefined || cc.has("public");
   if (!explicit && !HEURISTIC_STATUSES.has(status)) return { store: false, why: "no-freshness" };
+  // No freshness and no validator: such a copy could never be used without a full refetch, so
+  // storing it would only cost a copy per request (most pages without caching headers are this).
+  if (!explicit && header(headers, "last-modified") === undefined && header(headers, "etag") === undefined) {
+    return { store: false, why: "no-freshness" };
+  }
   return { store: true };
 }
 
