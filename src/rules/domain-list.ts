@@ -54,6 +54,25 @@ interface PatternRule {
   line: number;
 }
 
+export interface EntrySetData {
+  table: Int32Array | undefined;
+  tableMask: number;
+  filter: Uint32Array | undefined;
+  filterMask: number;
+  count: number;
+  globs: [string, PatternRule[]][];
+  looseGlobs: PatternRule[];
+  regexes: PatternRule[];
+}
+
+export interface DomainListData {
+  file: string;
+  role: "block" | "allow";
+  block: EntrySetData;
+  allow: EntrySetData;
+  stats: ListStats;
+}
+
 /** One side (block or allow) of a file's entries. */
 class EntrySet {
   // Built up while compiling, then packed by seal(): [h1, h2, line * 4 + kind] per entry.
@@ -201,6 +220,34 @@ class EntrySet {
     return undefined;
   }
 
+  /** Plain data for postMessage (typed arrays transferable, RegExps cloneable). */
+  toTransfer(): EntrySetData {
+    return {
+      table: this.table,
+      tableMask: this.tableMask,
+      filter: this.filter,
+      filterMask: this.filterMask,
+      count: this.count,
+      globs: [...this.globs],
+      looseGlobs: this.looseGlobs,
+      regexes: this.regexes,
+    };
+  }
+
+  static fromTransfer(d: EntrySetData): EntrySet {
+    const e = new EntrySet(false);
+    e.pending = undefined;
+    e.table = d.table;
+    e.tableMask = d.tableMask;
+    e.filter = d.filter;
+    e.filterMask = d.filterMask;
+    e.count = d.count;
+    for (const [k, v] of d.globs) e.globs.set(k, v);
+    e.looseGlobs.push(...d.looseGlobs);
+    e.regexes.push(...d.regexes);
+    return e;
+  }
+
   /** Every entry as "side kind text :line": the compiled form that golden tests compare. */
   describe(side: string): string[] {
     const out: string[] = [];
@@ -225,8 +272,8 @@ export interface ListStats {
 }
 
 export class DomainList {
-  readonly block: EntrySet;
-  readonly allow: EntrySet;
+  block: EntrySet;
+  allow: EntrySet;
   readonly stats: ListStats = { entries: 0, exceptions: 0, browserOnly: 0, errors: 0 };
 
   constructor(
@@ -300,6 +347,30 @@ export class DomainList {
 
   describe(): string[] {
     return [...this.block.describe("block"), ...this.allow.describe("allow")].sort();
+  }
+
+  toTransfer(): { data: DomainListData; transfer: ArrayBuffer[] } {
+    const data: DomainListData = {
+      file: this.file,
+      role: this.role,
+      block: this.block.toTransfer(),
+      allow: this.allow.toTransfer(),
+      stats: this.stats,
+    };
+    const transfer: ArrayBuffer[] = [];
+    for (const side of [data.block, data.allow]) {
+      if (side.table) transfer.push(side.table.buffer as ArrayBuffer);
+      if (side.filter) transfer.push(side.filter.buffer as ArrayBuffer);
+    }
+    return { data, transfer };
+  }
+
+  static fromTransfer(d: DomainListData): DomainList {
+    const list = new DomainList(d.file, d.role);
+    list.block = EntrySet.fromTransfer(d.block);
+    list.allow = EntrySet.fromTransfer(d.allow);
+    Object.assign(list.stats, d.stats);
+    return list;
   }
 
   private sideFor(exception: boolean): EntrySet {

@@ -1,4 +1,6 @@
-import { DomainList } from "./domain-list.js";
+import { Worker } from "node:worker_threads";
+import type { Diagnostic } from "../config/diagnostic.js";
+import { DomainList, type DomainListData } from "./domain-list.js";
 import { Firewall } from "./firewall.js";
 import type { FileKind } from "./store.js";
 
@@ -14,7 +16,36 @@ function listKind(role: "block" | "allow"): FileKind<DomainList> {
       const { list, diagnostics } = DomainList.compile(file, role, text);
       return { value: list, diagnostics };
     },
+    compileOffThread: (file, text) => compileInWorker(file, role, text),
   };
+}
+
+/** The worker file beside this module: .ts when running from sources (tests), .js from dist/. */
+const WORKER_URL = new URL(`./compile-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
+
+function compileInWorker(
+  file: string,
+  role: "block" | "allow",
+  text: string,
+): Promise<{ value: DomainList; diagnostics: Diagnostic[] }> {
+  return new Promise((resolve, reject) => {
+    // From sources (tests) the worker must register the TypeScript loader itself: Node 20 does not
+    // pass loader hooks on to workers.
+    const worker = WORKER_URL.pathname.endsWith(".ts")
+      ? new Worker(`import("tsx/esm/api").then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`, {
+          eval: true,
+        })
+      : new Worker(WORKER_URL);
+    worker.once("message", (msg: { data: DomainListData; diagnostics: Diagnostic[] }) => {
+      void worker.terminate();
+      resolve({ value: DomainList.fromTransfer(msg.data), diagnostics: msg.diagnostics });
+    });
+    worker.once("error", (err) => {
+      void worker.terminate();
+      reject(err);
+    });
+    worker.postMessage({ file, role, text });
+  });
 }
 
 export const blockFiles = listKind("block");

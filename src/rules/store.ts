@@ -9,7 +9,12 @@ export interface FileKind<T = unknown> {
   /** `rel` is relative to the root, with "/" separators: "block/ads.txt", "firewall.rules". */
   matches(rel: string): boolean;
   compile(display: string, text: string): { value: T; diagnostics: Diagnostic[] };
+  /** The same, off the main thread; used for big files once gatehouse is serving. */
+  compileOffThread?(display: string, text: string): Promise<{ value: T; diagnostics: Diagnostic[] }>;
 }
+
+/** Files at least this big are compiled off the main thread while serving (~0.1 s of work). */
+const OFF_THREAD_BYTES = 2 * 1024 * 1024;
 
 export interface Root {
   dir: string;
@@ -39,6 +44,9 @@ export class RulesStore {
   private timer: NodeJS.Timeout | undefined;
   private watchers: FSWatcher[] = [];
   private pending: NodeJS.Timeout | undefined;
+  /** Set while watching: big files compile off the main thread and report here when done. */
+  private onLateChange: (() => void) | undefined;
+  private readonly compiling = new Map<string, string>();
 
   constructor(
     private readonly roots: readonly Root[],
@@ -58,6 +66,7 @@ export class RulesStore {
         if (this.load(abs, kind, displayPath(root.dir, rel))) changed = true;
       }
     }
+    for (const abs of this.compiling.keys()) if (!seen.has(abs)) this.compiling.delete(abs);
     for (const [abs, entry] of this.entries) {
       if (seen.has(abs)) continue;
       this.entries.delete(abs);
@@ -87,7 +96,31 @@ export class RulesStore {
       return false;
     }
     const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;
+    if (this.onLateChange && kind.compileOffThread && text.length >= OFF_THREAD_BYTES) {
+      if (this.compiling.get(abs) === stamp) return false;
+      this.compiling.set(abs, stamp);
+      const notify = this.onLateChange;
+      kind.compileOffThread(display, text).then(
+        ({ value, diagnostics }) => {
+          if (this.compiling.get(abs) !== stamp) return;
+          this.compiling.delete(abs);
+          if (this.apply(abs, kind, display, stamp, value, diagnostics)) notify();
+        },
+        (err: Error) => {
+          this.compiling.delete(abs);
+          this.log?.error(
+            { file: display, err: err.message },
+            `${display}: could not compile; the last good version stays in force`,
+          );
+        },
+      );
+      return false;
+    }
     const { value, diagnostics } = kind.compile(display, text);
+    return this.apply(abs, kind, display, stamp, value, diagnostics);
+  }
+
+  private apply(abs: string, kind: FileKind, display: string, stamp: string, value: unknown, diagnostics: Diagnostic[]): boolean {
     const previous = this.entries.get(abs);
     const good = diagnostics.length === 0;
     for (const d of diagnostics) this.log?.error({ file: d.file, line: d.line, code: d.code }, formatDiagnostic(d));
@@ -115,6 +148,7 @@ export class RulesStore {
 
   /** Rescans every `intervalMs`, and soon after the file system reports a change. */
   watch(intervalMs: number, onChange: () => void): void {
+    this.onLateChange = onChange;
     const rescan = () => {
       if (this.scan()) onChange();
     };

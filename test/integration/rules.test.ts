@@ -99,6 +99,18 @@ describe("rules reload without a restart", () => {
     await eventually(() => !blockedOf(proxy, "four.example"), 3000, "deleted file dropped");
   });
 
+  it("compiles a big list off the main thread and applies it", async () => {
+    const names = Array.from({ length: 120_000 }, (_, i) => `big${i}.list.example`);
+    writeRule(dir, "block/big.txt", `${names.join("\n")}\n`);
+    await eventually(
+      () => blockedOf(proxy, "big119999.list.example") && blockedOf(proxy, "x.big7.list.example"),
+      8000,
+      "big list applied",
+    );
+    rmSync(join(dir, "block/big.txt"));
+    await eventually(() => !blockedOf(proxy, "big7.list.example"), 3000, "big list dropped");
+  });
+
   it("keeps the last good version of a file that now has an error", async () => {
     writeFileSync(join(dir, "block/list.txt"), "five.example\n");
     await eventually(() => blockedOf(proxy, "five.example"), 3000, "five applied");
