@@ -4,7 +4,19 @@ import type { Diagnostic } from "../config/diagnostic.js";
 import type { RuleRef } from "../pipeline/stage.js";
 import { normalizeDomain } from "../rules/domain.js";
 import type { FileKind } from "../rules/store.js";
-import { RCODE, type ResourceRecord, rdataA, rdataAAAA, rdataMX, rdataName, rdataSOA, rdataSRV, rdataTXT, TYPE } from "./wire.js";
+import {
+  RCODE,
+  type ResourceRecord,
+  rdataA,
+  rdataAAAA,
+  rdataMX,
+  rdataName,
+  rdataSOA,
+  rdataSRV,
+  rdataTXT,
+  readName,
+  TYPE,
+} from "./wire.js";
 
 // The office's own names: rules/hosts (hosts-file format, A/AAAA with PTR made automatically) and
 // rules/zones/*.zone (a subset of RFC 1035 master files). Answered before any blocklist.
@@ -317,7 +329,7 @@ export class LocalRecords {
     const answers: ResourceRecord[] = [cname];
     let current: LocalRecord = cname;
     for (let hops = 0; hops < 8; hops++) {
-      const target = readTarget(current.rdata);
+      const target = readName(current.rdata, 0).name;
       const next = this.byName.get(target);
       if (!next) break;
       const matching = next.filter((r) => r.type === type);
@@ -337,17 +349,6 @@ export class LocalRecords {
 function soaForNegative(soa: LocalRecord): ResourceRecord {
   const minimum = soa.rdata.readUInt32BE(soa.rdata.length - 4);
   return { name: soa.name, type: soa.type, ttl: Math.min(soa.ttl, minimum), rdata: soa.rdata };
-}
-
-function readTarget(rdata: Buffer): string {
-  const labels: string[] = [];
-  let pos = 0;
-  while (pos < rdata.length && rdata[pos] !== 0) {
-    const len = rdata[pos] as number;
-    labels.push(rdata.toString("latin1", pos + 1, pos + 1 + len));
-    pos += len + 1;
-  }
-  return labels.join(".");
 }
 
 /** The rules/ files the DNS reads, beside the lists and the firewall. */

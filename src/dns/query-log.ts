@@ -50,7 +50,6 @@ export class QueryLog {
   }
 
   close(): void {
-    this.sink?.flushSync?.();
     this.sink?.end?.();
   }
 }

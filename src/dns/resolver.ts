@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
-import { isLoopback, parseHostPort } from "../net/address.js";
+import { isLoopback, type ListenAddress, parseHostPort, parseListen } from "../net/address.js";
 import { compose, type Handler } from "../pipeline/stage.js";
 import type { Rules } from "../rules/rules.js";
 import { DnsCache } from "./cache.js";
@@ -178,15 +178,13 @@ export function systemNameservers(listen: readonly string[], path = "/etc/resolv
   } catch {
     return [];
   }
-  const ours = listen.map((l) => /^(?:\[([^\]]+)\]|([^:]*)):?(\d+)$/.exec(l)).filter(Boolean) as RegExpExecArray[];
+  const ours = listen.map(parseListen).filter((a): a is ListenAddress => typeof a !== "string");
   const servers: string[] = [];
   for (const line of text.split("\n")) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (!m || isIP(m[1] as string) === 0) continue;
     const address = m[1] as string;
-    const self = ours.some(
-      (o) => o[3] === "53" && ((o[1] ?? o[2] ?? "") === "" ? isLoopback(address) : (o[1] ?? o[2]) === address),
-    );
+    const self = ours.some((o) => o.port === 53 && (o.host === undefined ? isLoopback(address) : o.host === address));
     if (!self) servers.push(address);
   }
   return servers;

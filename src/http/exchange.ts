@@ -44,6 +44,16 @@ export interface HttpExchange {
 
 export type HeaderList = [name: string, value: string | string[]][];
 
+/** [name, value] pairs as the flat list writeHead takes, repeated fields one line each. */
+export function flattenHeaders(list: HeaderList): string[] {
+  const flat: string[] = [];
+  for (const [n, v] of list) {
+    if (Array.isArray(v)) for (const s of v) flat.push(n, s);
+    else flat.push(n, v);
+  }
+  return flat;
+}
+
 export interface HttpResponse {
   kind: "response";
   status: number;

@@ -7,7 +7,7 @@ import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address
 import { isLoopbackHost, type LookupFunction } from "../net/lookup.js";
 import type { Handler } from "../pipeline/stage.js";
 import { PushBody } from "./body.js";
-import { Abort, type Client, type HttpExchange, type HttpOutcome, type HttpResponse } from "./exchange.js";
+import { Abort, type Client, flattenHeaders, type HttpExchange, type HttpOutcome, type HttpResponse } from "./exchange.js";
 import { type PageText, proxyPage } from "./pages.js";
 import { openTunnel } from "./tunnel.js";
 import { UpstreamError } from "./upstream.js";
@@ -274,18 +274,8 @@ export class ProxyServer {
       res.destroy();
       return;
     }
-    let flat = out.flat;
-    if (flat) x.log.contentType = contentTypeOf(flat);
-    else {
-      flat = [];
-      for (const [name, value] of out.headers) {
-        if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-        else {
-          flat.push(name, value);
-          if (name.length === 12 && name.toLowerCase() === "content-type") x.log.contentType = value;
-        }
-      }
-    }
+    const flat = out.flat ?? flattenHeaders(out.headers);
+    x.log.contentType = contentTypeOf(flat);
     try {
       res.writeHead(out.status, out.statusText, flat);
     } catch (err) {

@@ -45,7 +45,6 @@ export class AccessLog {
   }
 
   close(): void {
-    this.sink?.flushSync?.();
     this.sink?.end?.();
   }
 }

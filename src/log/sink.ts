@@ -4,7 +4,6 @@ import { dirname } from "node:path";
 /** Where log lines go: a file, stdout, or a function in tests. */
 export interface LineSink {
   write(line: string): unknown;
-  flushSync?(): void;
   end?(): void;
 }
 
@@ -76,20 +75,18 @@ export function openLineSink(file: string): LineSink | undefined {
       }
       used += current.write(line, used);
     },
-    flushSync() {
-      seal();
-      if (failed) return;
-      for (const b of full.splice(0)) {
-        try {
-          writeSync(fd, b);
-        } catch {
-          // Nothing more can be done at shutdown.
-        }
-      }
-    },
     end() {
       clearInterval(timer);
-      this.flushSync?.();
+      seal();
+      if (!failed) {
+        for (const b of full.splice(0)) {
+          try {
+            writeSync(fd, b);
+          } catch {
+            // Nothing more can be done at shutdown.
+          }
+        }
+      }
       if (fd !== 1) closeSync(fd);
     },
   };

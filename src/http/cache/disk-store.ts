@@ -4,7 +4,7 @@ import { readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "../../log/logger.js";
-import type { HeaderList } from "../exchange.js";
+import { flattenHeaders, type HeaderList } from "../exchange.js";
 import { parseCacheControl } from "./directives.js";
 import type { CachedResponse } from "./entry.js";
 
@@ -43,6 +43,8 @@ interface IndexEntry {
 export class DiskStore {
   private readonly index: LRUCache<string, IndexEntry>;
   private enabled = true;
+  /** Keys by URL, so purges and miss reports never scan the whole index. */
+  private readonly byUrl = new Map<string, Set<string>>();
   private seq = 0;
 
   constructor(
@@ -53,7 +55,10 @@ export class DiskStore {
     this.index = new LRUCache<string, IndexEntry>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (e) => Math.max(1, e.size),
-      dispose: (e, _key, reason) => {
+      dispose: (e, key, reason) => {
+        const keys = this.byUrl.get(e.url);
+        keys?.delete(key);
+        if (keys?.size === 0) this.byUrl.delete(e.url);
         if (reason === "evict" || reason === "delete" || reason === "set") void unlink(e.file).catch(() => {});
       },
     });
@@ -87,7 +92,7 @@ export class DiskStore {
         }
       }
       found.sort((a, b) => a.mtime - b.mtime);
-      for (const f of found) this.index.set(f.key, f.entry, { noDisposeOnSet: true });
+      for (const f of found) this.remember(f.key, f.entry);
     } catch (err) {
       this.disable(err);
     }
@@ -146,26 +151,25 @@ export class DiskStore {
       mkdirSync(subdir, { recursive: true });
       await writeFile(tmp, Buffer.concat([len, json, e.body]));
       await rename(tmp, file);
-      this.index.set(
-        e.key,
-        { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames },
-        { noDisposeOnSet: true },
-      );
+      this.remember(e.key, { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames });
     } catch (err) {
       void unlink(tmp).catch(() => {});
       this.disable(err);
     }
   }
 
+  private remember(key: string, entry: IndexEntry): void {
+    this.index.set(key, entry, { noDisposeOnSet: true });
+    if (!this.index.has(key)) return;
+    let keys = this.byUrl.get(entry.url);
+    if (!keys) this.byUrl.set(entry.url, (keys = new Set()));
+    keys.add(key);
+  }
+
   deleteUrl(url: string): number {
-    let n = 0;
-    for (const [key, entry] of this.index.entries()) {
-      if (entry.url === url) {
-        this.index.delete(key);
-        n++;
-      }
-    }
-    return n;
+    const keys = [...(this.byUrl.get(url) ?? [])];
+    for (const key of keys) this.index.delete(key);
+    return keys.length;
   }
 
   /** Vary field names of every URL on disk, to seed lookups after a restart. */
@@ -174,8 +178,7 @@ export class DiskStore {
   }
 
   hasUrl(url: string): boolean {
-    for (const e of this.index.values()) if (e.url === url) return true;
-    return false;
+    return this.byUrl.has(url);
   }
 
   get entries(): number {
@@ -220,11 +223,7 @@ function decode(buf: Buffer): CachedResponse | undefined {
   const { meta, bodyStart } = parsed;
   const body = buf.subarray(bodyStart);
   if (body.length !== meta.size || createHash("sha256").update(body).digest("hex") !== meta.sha256) return undefined;
-  const flat: string[] = [];
-  for (const [n, v] of meta.headers) {
-    if (Array.isArray(v)) for (const x of v) flat.push(n, x);
-    else flat.push(n, v);
-  }
+  const flat = flattenHeaders(meta.headers);
   const cc = parseCacheControl(meta.headers.filter(([n]) => n === "cache-control").map(([, v]) => String(v)));
   return {
     key: meta.key,

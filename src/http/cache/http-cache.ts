@@ -2,7 +2,7 @@ import type { Config } from "../../config/schema.js";
 import type { Logger } from "../../log/logger.js";
 import type { Handler, Stage } from "../../pipeline/stage.js";
 import { PushBody } from "../body.js";
-import type { HeaderList, HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
+import { flattenHeaders, type HeaderList, type HttpExchange, type HttpOutcome, type HttpResponse } from "../exchange.js";
 import { type Directives, deltaSeconds, fieldList, parseCacheControl, parseHttpDate } from "./directives.js";
 import { DiskStore } from "./disk-store.js";
 import { type CachedResponse, currentAge, freshnessLifetime, header, mayStore, parseAge } from "./entry.js";
@@ -110,8 +110,8 @@ export class HttpCache {
       const age = currentAge(e, now);
       const fresh = e.lifetime > age;
       const staleness = age - e.lifetime;
-      const mustRevalidate = e.cc.has("must-revalidate") || e.cc.has("proxy-revalidate") || e.cc.has("s-maxage");
-      const respNoCache = e.cc.has("no-cache") && !fieldList(e.cc, "no-cache");
+      const mustRevalidate = forbidsStale(e.cc);
+      const respNoCache = alwaysValidate(e.cc);
       const reqNoCache = reqCc.has("no-cache");
       let usable = !respNoCache && !reqNoCache;
       const maxAge = deltaSeconds(reqCc, "max-age");
@@ -327,7 +327,7 @@ export class HttpCache {
       varyNames,
       etag: header(res.headers, "etag"),
       lastModified: header(res.headers, "last-modified"),
-      flat: flatten(headers),
+      flat: flattenHeaders(headers),
     };
     // A new variant set replaces the old one if the Vary fields changed.
     const previous = this.varyOf.get(url);
@@ -411,11 +411,7 @@ export class HttpCache {
   private staleIfError(x: HttpExchange, e: CachedResponse): HttpOutcome | undefined {
     const age = currentAge(e, Date.now());
     const staleness = age - e.lifetime;
-    const prohibited =
-      e.cc.has("must-revalidate") ||
-      e.cc.has("proxy-revalidate") ||
-      e.cc.has("s-maxage") ||
-      (e.cc.has("no-cache") && !fieldList(e.cc, "no-cache"));
+    const prohibited = forbidsStale(e.cc) || alwaysValidate(e.cc);
     const sie = deltaSeconds(e.cc, "stale-if-error") ?? deltaSeconds(requestDirectives(x), "stale-if-error");
     const window = typeof sie === "number" ? sie : STALE_ON_ERROR;
     if (prohibited || staleness > window) return undefined;
@@ -446,7 +442,7 @@ export class HttpCache {
       cc,
       etag: header(headers, "etag"),
       lastModified: header(headers, "last-modified"),
-      flat: flatten(headers),
+      flat: flattenHeaders(headers),
     };
   }
 
@@ -554,19 +550,20 @@ function secondaryKey(url: string, varyNames: readonly string[], x: HttpExchange
   return key;
 }
 
+/** must-revalidate, proxy-revalidate and s-maxage (§5.2.2.2, .8, .10): never served stale. */
+function forbidsStale(cc: Directives): boolean {
+  return cc.has("must-revalidate") || cc.has("proxy-revalidate") || cc.has("s-maxage");
+}
+
+/** no-cache without field names (§5.2.2.4): validated before every use. */
+function alwaysValidate(cc: Directives): boolean {
+  return cc.has("no-cache") && !fieldList(cc, "no-cache");
+}
+
 function values(list: HeaderList, name: string): string[] {
   const out: string[] = [];
   for (const [n, v] of list) if (n === name) out.push(...(Array.isArray(v) ? v : [v]));
   return out;
-}
-
-function flatten(list: HeaderList): string[] {
-  const flat: string[] = [];
-  for (const [n, v] of list) {
-    if (Array.isArray(v)) for (const s of v) flat.push(n, s);
-    else flat.push(n, v);
-  }
-  return flat;
 }
 
 function withoutLength(flat: readonly string[]): string[] {

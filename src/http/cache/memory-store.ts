@@ -17,8 +17,6 @@ export function entrySize(e: CachedResponse): number {
 export class MemoryStore {
   private readonly lru: LRUCache<string, CachedResponse>;
   private readonly byUrl = new Map<string, Set<string>>();
-  /** Vary field names last seen for a URL: the secondary key to build for a lookup. */
-  readonly varyOf = new Map<string, string[]>();
 
   constructor(maxBytes: number, onEvict?: (e: CachedResponse) => void) {
     this.lru = new LRUCache<string, CachedResponse>({
@@ -27,10 +25,7 @@ export class MemoryStore {
       dispose: (e, key, reason) => {
         const set = this.byUrl.get(e.url);
         set?.delete(key);
-        if (set?.size === 0) {
-          this.byUrl.delete(e.url);
-          this.varyOf.delete(e.url);
-        }
+        if (set?.size === 0) this.byUrl.delete(e.url);
         if (reason === "evict") onEvict?.(e);
       },
     });
@@ -47,7 +42,6 @@ export class MemoryStore {
     let set = this.byUrl.get(e.url);
     if (!set) this.byUrl.set(e.url, (set = new Set()));
     set.add(e.key);
-    this.varyOf.set(e.url, e.varyNames);
   }
 
   hasUrl(url: string): boolean {
@@ -59,7 +53,6 @@ export class MemoryStore {
     const keys = [...(this.byUrl.get(url) ?? [])];
     for (const k of keys) this.lru.delete(k);
     this.byUrl.delete(url);
-    this.varyOf.delete(url);
     return keys.length;
   }
 
