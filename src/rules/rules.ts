@@ -54,8 +54,17 @@ export class Rules {
     if (this.store.scan()) this.rebuild();
   }
 
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
+  /** Called after every change to the compiled rules; returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** How many onChange listeners are registered (a reload must not leave more behind). */
+  get subscribers(): number {
+    return this.listeners.length;
   }
 
   values<T>(kind: FileKind<T>): T[] {
