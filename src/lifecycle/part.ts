@@ -40,7 +40,9 @@ export class PrepareError extends Error {
  */
 export async function prepareAll(parts: readonly Part[]): Promise<void> {
   const results = await Promise.allSettled(parts.map((p) => p.prepare()));
-  const failures = results.flatMap((r, i) => (r.status === "rejected" ? [new PrepareError((parts[i] as Part).name, r.reason)] : []));
+  const failures = results.flatMap((r, i) =>
+    r.status === "rejected" ? [new PrepareError((parts[i] as Part).name, r.reason)] : [],
+  );
   if (failures.length === 0) return;
   await Promise.allSettled(parts.map((p) => p.abort()));
   throw new AggregateError(failures, failures.map((f) => f.message).join("; "));
