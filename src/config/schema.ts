@@ -115,7 +115,16 @@ const ipPort = z.string().refine((v) => parseHostPort(v, 53) !== undefined, {
 
 const dnsCache = z
   .strictObject({
-    entries: z.number().int().min(0).default(100_000).describe("answers kept; the least recently used go first; 0 = no cache"),
+    size: size("64MiB").describe(
+      "bytes of answers kept (their wire bytes plus bookkeeping); the least recently used go first; 0 = no cache",
+    ),
+    entries: z
+      .number()
+      .int()
+      .min(0)
+      .default(100_000)
+      .describe("answers kept at most, whatever their size (a second bound beside size); 0 = no cache"),
+    maxAnswer: size("16KiB").describe("a larger answer is served but not kept, so a few huge answers cannot push out many"),
     minTtl: duration("0s").describe("answers are kept at least this long"),
     maxTtl: duration("1d").describe("answers are kept at most this long"),
     negativeMaxTtl: duration("1h").describe("NXDOMAIN/NODATA answers are kept at most this long (RFC 2308)"),
@@ -123,6 +132,13 @@ const dnsCache = z
     serveStale: duration("1d").describe(
       "when every upstream fails, answer from expired entries up to this old (RFC 8767); 0 = never",
     ),
+  })
+  .prefault({});
+
+const dnsChaos = z
+  .strictObject({
+    version: z.string().max(255).default("").describe('TXT answer to version.bind/version.server (class CHAOS); "" = REFUSED'),
+    id: z.string().max(255).default("").describe('TXT answer to id.server/hostname.bind (class CHAOS); "" = REFUSED'),
   })
   .prefault({});
 
@@ -148,10 +164,20 @@ const dns = z
       .number()
       .int()
       .min(0)
-      .default(1000)
-      .describe("queries a second per client before they are dropped; 0 = no limit"),
+      .default(10_000)
+      .describe("UDP queries a second from one address (a whole office behind a router fits); 0 = no limit"),
+    rateLimitSlip: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(2)
+      .describe("over the limit, 1 in this many UDP queries gets an empty TC answer (retry over TCP); 0 = drop all"),
     timeout: duration("2s").describe("time to wait for one upstream before trying the next"),
-    tcpIdleTimeout: duration("10s").describe("an idle TCP client connection is closed after this"),
+    tcpIdleTimeout: duration("10s").describe(
+      "an idle TCP client connection is closed after this; also the longest one query may take to arrive",
+    ),
+    chaos: dnsChaos,
     cache: dnsCache,
   })
   .prefault({});

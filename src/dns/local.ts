@@ -327,9 +327,13 @@ export class LocalRecords {
 
   private chase(cname: LocalRecord, type: number): LocalAnswer {
     const answers: ResourceRecord[] = [cname];
+    const seen = new Set([cname.name]);
     let current: LocalRecord = cname;
-    for (let hops = 0; hops < 8; hops++) {
+    for (;;) {
       const target = readName(current.rdata, 0).name;
+      // A loop in the office's own zone answers SERVFAIL, as for a looping upstream chain.
+      if (seen.has(target)) return { rcode: RCODE.SERVFAIL, authoritative: false, answers: [], authority: [], ref: current.ref };
+      seen.add(target);
       const next = this.byName.get(target);
       if (!next) break;
       const matching = next.filter((r) => r.type === type);

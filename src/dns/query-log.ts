@@ -1,8 +1,11 @@
+import type { QueryEvent } from "../events/events.js";
 import { type LineSink, openLineSink } from "../log/sink.js";
-import type { DnsExchange, DnsOutcome } from "./exchange.js";
-import { inspectAnswer, RCODE_NAME, TYPE_NAME } from "./wire.js";
+import { RCODE_NAME, TYPE_NAME } from "./wire.js";
 
-/** One JSON line per query: client, name, type, answer summary, how it was answered, upstream, latency. */
+/**
+ * The query log: a subscriber of the resolver's query events that writes one JSON line per client
+ * query: time, client, proto, name, type, rcode, answer summary, result, upstream, rule, ms.
+ */
 export class QueryLog {
   private constructor(private readonly sink: LineSink | undefined) {}
 
@@ -18,33 +21,21 @@ export class QueryLog {
     return new QueryLog(undefined);
   }
 
-  write(x: DnsExchange, outcome: DnsOutcome, bytes: Buffer | null, ms: number): void {
-    if (!this.sink || x.client.transport === "internal") return;
-    let answer = "-";
-    let rcode = "-";
-    if (bytes) {
-      try {
-        const info = inspectAnswer(bytes);
-        rcode = RCODE_NAME[info.rcode] ?? String(info.rcode);
-        const parts = [...info.cnameTargets.map((c) => `CNAME ${c}`), ...info.addresses.map((a) => a.address)];
-        answer = parts.length > 0 ? parts.join(", ") : info.truncated ? "(truncated)" : rcode;
-      } catch {
-        answer = "(unreadable)";
-      }
-    }
-    this.sink.write(
+  /** Subscribe this to events.query. */
+  writeEvent(e: QueryEvent): void {
+    this.sink?.write(
       `${JSON.stringify({
-        time: new Date().toISOString(),
-        client: x.client.address,
-        proto: x.client.transport,
-        name: x.name,
-        type: TYPE_NAME[x.type] ?? String(x.type),
-        rcode,
-        answer,
-        result: outcome.result,
-        upstream: x.log.upstream,
-        rule: x.log.rule ? `${x.log.rule.file}:${x.log.rule.line}` : undefined,
-        ms: Math.round(ms * 100) / 100,
+        time: new Date(e.time).toISOString(),
+        client: e.client,
+        proto: e.proto,
+        name: e.name,
+        type: TYPE_NAME[e.type] ?? String(e.type),
+        rcode: e.rcode < 0 ? "-" : (RCODE_NAME[e.rcode] ?? String(e.rcode)),
+        answer: e.answer,
+        result: e.result,
+        upstream: e.upstream,
+        rule: e.rule ? `${e.rule.file}:${e.rule.line}` : undefined,
+        ms: Math.round(e.ms * 100) / 100,
       })}\n`,
     );
   }

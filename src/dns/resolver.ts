@@ -1,26 +1,30 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { isDeepStrictEqual } from "node:util";
 import type { Config } from "../config/schema.js";
+import type { Events, QueryEvent } from "../events/events.js";
+import type { Part } from "../lifecycle/part.js";
+import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 import { isLoopback, type ListenAddress, parseHostPort, parseListen } from "../net/address.js";
-import { compose, type Handler } from "../pipeline/stage.js";
+import { compose, type Decision, type Handler } from "../pipeline/stage.js";
 import type { Rules } from "../rules/rules.js";
 import { DnsCache } from "./cache.js";
 import {
-  adaptAnswer,
+  type BlockInfo,
   type DnsClient,
   type DnsExchange,
+  type DnsMode,
   type DnsOutcome,
-  fitMessage,
-  maxAnswerSize,
-  type StoredAnswer,
+  type DnsResult,
+  encodeOutcome,
 } from "./exchange.js";
 import { Forwarder, type UpstreamServer } from "./forwarder.js";
 import { hostsFile, LocalRecords, zoneFiles } from "./local.js";
-import type { QueryLog } from "./query-log.js";
 import {
   aclStage,
   anyStage,
+  chaosStage,
   cnameStage,
   localStage,
   policyStage,
@@ -28,62 +32,172 @@ import {
   specialNamesStage,
   unsupportedStage,
 } from "./stages.js";
-import { buildQuery, buildResponse, inspectAnswer, parseQuery, RCODE } from "./wire.js";
+import { addressOf, CLASS, describeAnswer, encodeName, parseQuery, RCODE, readName, TYPE } from "./wire.js";
+
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+  /** Seconds the address may still be used. */
+  ttl: number;
+}
+
+/** What resolve() found, and why: the answer without any wire round trip. */
+export interface Resolution {
+  rcode: number;
+  result: DnsResult;
+  /** A and AAAA records of the type asked, at the end of the CNAME chain. */
+  addresses: ResolvedAddress[];
+  /** CNAME targets in the answer, in chain order. */
+  cnames: string[];
+  decisions: Decision[];
+  /** Set whenever a rule blocked the name or a name in its CNAME chain, whatever dns.blockMode says. */
+  blocked?: BlockInfo;
+  /** The content server that answered, when one was asked for this very call. */
+  upstream?: string;
+}
 
 /**
- * The DNS pipeline, transport-free: the listeners and the proxy's name lookups both go through it.
- * The order, with the reason for each place:
+ * What explain() says about a question: the same stages as serving, in the same order, with the
+ * same rules, local records and cache, but nothing is asked upstream and nothing is counted.
+ *  - result: how a client would be answered now: "local", "blocked", "refused", "cached",
+ *    "formerr"/"refused" for what is not served, or "forwarded" when no stage answers and the
+ *    cache has nothing fresh (then `upstreams` says where it would go).
+ *  - rcode: the answer's code when a stage or the cache answers; undefined for "forwarded".
+ *  - addresses, cnames: the records of a local, blocked or cached answer (empty for "forwarded";
+ *    a CNAME chain is only known, and checked against the rules, once an answer is cached).
+ *  - decisions: each stage that decided something, in order, with its rule (file, line, text).
+ *  - blocked: the name that was blocked (the one asked or a CNAME target), the stage and the rule.
+ *  - upstreams: the servers that would be asked ("host:port"), after dns.forward.
+ */
+export interface Explanation {
+  name: string;
+  type: number;
+  result: DnsResult;
+  rcode: number | undefined;
+  addresses: ResolvedAddress[];
+  cnames: string[];
+  decisions: Decision[];
+  blocked?: BlockInfo;
+  upstreams?: string[];
+}
+
+export interface ResolverOptions {
+  cfg: Config["dns"];
+  rules: Rules;
+  log: Logger;
+  /** Where each client query is reported (events.query), once, when answered or dropped. */
+  events: Events;
+  /** The resolver this one replaces: its cache is taken over when dns.cache is unchanged. */
+  previous?: DnsResolver;
+  /** Epoch milliseconds, for TTLs, the rate limit and upstream health; tests move it. */
+  now?: () => number;
+}
+
+/**
+ * The DNS pipeline, transport-free: the listeners, the proxy's name lookups and explain all go
+ * through it. The order, with the reason for each place:
  * 1. acl: outsiders get REFUSED before anything else is spent on them (never an open resolver).
  * 2. ratelimit: a flooding client costs a map lookup, not a lookup in the rules or the cache.
- * 3. unsupported, any: EDNS versions, classes and zone transfers we do not serve, and ANY (RFC 8482),
- *    are answered here before they can reach an upstream or the cache.
+ * 3. chaos, unsupported, any: identity queries (version.bind), EDNS versions, classes and zone
+ *    transfers we do not serve, and ANY (RFC 8482), are answered here before they can reach an
+ *    upstream or the cache.
  * 4. local: the office's own names come before the blocklist, so no imported list can hide them;
  *    then localhost, .invalid and private reverse zones, which never go upstream (RFC 6761/6303).
  * 5. policy: firewall and lists, for the name asked.
  * 6. cname: wraps the cache, so names in a CNAME chain are checked on every answer, cached or not.
  * 7. cache: answers, collapses concurrent misses, prefetches, serves stale when upstreams fail.
- * Terminal: the forwarder (conditional forwarding, failover, TCP retry).
+ * Terminal: the forwarder (conditional forwarding, failover, TCP retry, scrubbing); for explain, a
+ * terminal that only says where the question would go.
+ *
+ * A Part: prepare subscribes to rule changes (local records), commit takes the previous resolver's
+ * cache over, dispose unsubscribes, lets background refreshes and queries in flight finish, closes
+ * the forwarder and drops the cache unless a successor took it.
  */
-export class DnsResolver {
+export class DnsResolver implements Part {
+  readonly name = "dns";
   readonly cache: DnsCache;
   readonly forwarder: Forwarder;
+  /** Background work (prefetches): failures are logged, dispose waits for it. */
+  readonly tasks: Tasks;
+  readonly cfg: Config["dns"];
   private local: LocalRecords;
-  private readonly handle: Handler<DnsExchange, DnsOutcome>;
+  private unsubscribe: (() => void) | undefined;
+  private ownsCache = true;
+  /** Until commit: the resolver whose cache this one shares (and takes over at commit). */
+  private previous: DnsResolver | undefined;
+  private readonly inherited: boolean;
+  private readonly serve: Handler<DnsExchange, DnsOutcome>;
+  private readonly explainChain: Handler<DnsExchange, DnsOutcome>;
+  private readonly rules: Rules;
+  private readonly log: Logger;
+  private readonly events: Events;
+  private readonly now: () => number;
 
-  constructor(
-    readonly cfg: Config["dns"],
-    private readonly rules: Rules,
-    private readonly log: Logger,
-    private readonly queryLog: QueryLog,
-    previousCache?: DnsCache,
-  ) {
-    this.cache = previousCache ?? new DnsCache(cfg.cache);
+  constructor(o: ResolverOptions) {
+    this.cfg = o.cfg;
+    this.rules = o.rules;
+    this.log = o.log;
+    this.events = o.events;
+    this.now = o.now ?? Date.now;
+    this.previous = o.previous;
+    this.tasks = new Tasks(o.log, "dns");
+    this.inherited = o.previous !== undefined && isDeepStrictEqual(o.previous.cfg.cache, o.cfg.cache);
+    this.cache = this.inherited ? (o.previous as DnsResolver).cache : new DnsCache(o.cfg.cache, this.now);
     const toServer = (text: string): UpstreamServer => {
       const hp = parseHostPort(text, 53) as { address: string; port: number };
       return { ...hp, label: hp.address.includes(":") ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}` };
     };
-    const defaults = (cfg.upstreams.length > 0 ? cfg.upstreams : systemNameservers(cfg.listen)).map(toServer);
-    if (defaults.length === 0) log.warn("no upstream DNS servers: set dns.upstreams (names not answered locally will fail)");
-    const forward = Object.fromEntries(Object.entries(cfg.forward).map(([d, list]) => [d, list.map(toServer)]));
-    this.forwarder = new Forwarder(defaults, forward, cfg.timeout);
+    const defaults = (o.cfg.upstreams.length > 0 ? o.cfg.upstreams : systemNameservers(o.cfg.listen)).map(toServer);
+    if (defaults.length === 0) o.log.warn("no upstream DNS servers: set dns.upstreams (names not answered locally will fail)");
+    const forward = Object.fromEntries(Object.entries(o.cfg.forward).map(([d, list]) => [d, list.map(toServer)]));
+    this.forwarder = new Forwarder(defaults, forward, o.cfg.timeout, this.now);
     this.local = this.buildLocal();
-    rules.onChange(() => {
+    const stages = [
+      aclStage(o.cfg.clients),
+      rateLimitStage({
+        perSecond: o.cfg.rateLimit,
+        slip: o.cfg.rateLimitSlip,
+        warn: (fields, msg) => this.log.warn(fields, msg),
+        now: this.now,
+      }),
+      chaosStage(o.cfg.chaos),
+      unsupportedStage(),
+      anyStage(),
+      localStage(() => this.local),
+      specialNamesStage((name) => this.forwarder.forwardDomain(name) !== undefined),
+      policyStage(() => this.rules.current, o.cfg),
+      cnameStage(() => this.rules.current, o.cfg),
+      this.cache.stage(this.tasks),
+    ];
+    this.serve = compose(stages, (x) => this.forward(x));
+    this.explainChain = compose(stages, (x) => this.unasked(x));
+  }
+
+  async prepare(): Promise<void> {
+    this.local = this.buildLocal();
+    this.unsubscribe ??= this.rules.onChange(() => {
       this.local = this.buildLocal();
     });
-    this.handle = compose(
-      [
-        aclStage(cfg.clients),
-        rateLimitStage(cfg.rateLimit),
-        unsupportedStage(),
-        anyStage(),
-        localStage(() => this.local),
-        specialNamesStage((name) => this.forwarder.serversFor(name) !== this.forwarder.defaultServers),
-        policyStage(() => this.rules.current, cfg),
-        cnameStage(() => this.rules.current, cfg),
-        this.cache.stage(),
-      ],
-      (x) => this.forward(x),
-    );
+  }
+
+  commit(): void {
+    if (this.inherited && this.previous) this.previous.ownsCache = false;
+    // Never hold the replaced generation: twenty reloads must not keep twenty resolvers alive.
+    this.previous = undefined;
+  }
+
+  async abort(): Promise<void> {
+    await this.dispose();
+  }
+
+  async dispose(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    await this.tasks.settle();
+    await this.forwarder.close();
+    // A cache taken over by the successor is its to keep; one inherited and never committed is the
+    // previous resolver's, still serving.
+    if (this.ownsCache && !(this.inherited && this.previous?.ownsCache)) this.cache.clear();
   }
 
   private buildLocal(): LocalRecords {
@@ -91,75 +205,159 @@ export class DnsResolver {
   }
 
   private async forward(x: DnsExchange): Promise<DnsOutcome> {
-    const dnssec = x.query.edns?.do === true;
-    const { bytes, upstream } = await this.forwarder.resolve(x.name, x.type, x.qclass, x.client.transport === "tcp", dnssec);
+    const { answer, upstream } = await this.forwarder.resolve(x.name, x.type, x.qclass, x.client.transport === "tcp", x.dnssecOk);
     x.log.upstream = upstream;
-    return { kind: "upstream", answer: storeable(bytes), age: 0, result: "forwarded" };
+    return { kind: "upstream", answer, age: 0, result: "forwarded" };
+  }
+
+  private unasked(x: DnsExchange): Promise<DnsOutcome> {
+    const servers = this.forwarder.serversFor(x.name).map((s) => s.label);
+    const domain = this.forwarder.forwardDomain(x.name)?.[0];
+    x.decisions.push({
+      stage: "forward",
+      action: "allow",
+      reason: `not answered here: would be asked of ${servers.join(", ") || "no server (dns.upstreams is empty)"}${
+        domain ? ` (dns.forward "${domain}")` : ""
+      }`,
+    });
+    return Promise.resolve({ kind: "unasked", servers, result: "forwarded" });
+  }
+
+  /** Runs a chain; a failure (every upstream down, a CNAME loop) is SERVFAIL with its reason. */
+  private async run(chain: Handler<DnsExchange, DnsOutcome>, x: DnsExchange): Promise<DnsOutcome> {
+    try {
+      return await chain(x);
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.log.debug({ name: x.name, err: reason }, "DNS query failed");
+      x.decisions.push({ stage: "forward", action: "answer", reason: `SERVFAIL: ${reason}` });
+      return { kind: "parts", parts: { rcode: RCODE.SERVFAIL }, result: "error" };
+    }
+  }
+
+  private exchange(name: string, type: number, qclass: number, client: DnsClient, mode: DnsMode): DnsExchange {
+    return { client, mode, name, type, qclass, dnssecOk: false, ednsVersion: undefined, decisions: [], log: {} };
   }
 
   /** One query from the wire; null means no answer at all (dropped). */
-  async answer(wire: Buffer, client: DnsClient): Promise<Buffer | null> {
+  async answer(wire: Buffer, client: { address: string; transport: "udp" | "tcp" }): Promise<Buffer | null> {
     const started = performance.now();
-    const parsed = parseQuery(wire);
-    if ("drop" in parsed) {
-      if (parsed.drop) return null;
-      this.log.debug({ client: client.address, reason: parsed.reason }, "malformed DNS query");
-      return errorHeader(wire, parsed.rcode);
+    const q = parseQuery(wire);
+    if ("drop" in q) {
+      // Not a query whose question can be read: no event (a fuzzer's flood would fill the log).
+      if (q.drop) return null;
+      this.log.debug({ client: client.address, reason: q.reason }, "malformed DNS query");
+      return errorHeader(wire, q.rcode);
     }
     const x: DnsExchange = {
       client,
-      query: parsed,
-      name: parsed.question.name,
-      type: parsed.question.type,
-      qclass: parsed.question.class,
+      mode: "serve",
+      name: q.question.name,
+      type: q.question.type,
+      qclass: q.question.class,
+      dnssecOk: q.edns?.do === true,
+      ednsVersion: q.edns?.version,
       decisions: [],
       log: {},
     };
-    let outcome: DnsOutcome;
-    try {
-      outcome = await this.handle(x);
-    } catch (err) {
-      this.log.debug({ name: x.name, err: (err as Error).message }, "DNS query failed");
-      outcome = { kind: "message", bytes: errorResponse(x, RCODE.SERVFAIL), result: "error" };
-    }
-    const max = maxAnswerSize(x);
-    const bytes =
-      outcome.kind === "drop"
-        ? null
-        : outcome.kind === "message"
-          ? fitMessage(x, outcome.bytes, max)
-          : adaptAnswer(x, outcome, max);
-    this.queryLog.write(x, outcome, bytes, performance.now() - started);
+    const outcome = await this.run(this.serve, x);
+    const bytes = encodeOutcome(q, outcome, client.transport);
+    if (this.events.query.active) this.events.query.emit(this.queryEvent(x, outcome, bytes, performance.now() - started));
     return bytes;
   }
 
-  /** For the proxy: the addresses of a name through this same pipeline. */
-  async addresses(name: string, family: 4 | 6): Promise<{ addresses: string[]; blocked: boolean; rcode: number }> {
-    const query = buildQuery(0, name, family === 4 ? 1 : 28, 1);
-    // The query has an OPT record; internal answers have no size limit anyway.
-    const bytes = await this.answer(query, { address: "127.0.0.1", transport: "internal" });
-    if (!bytes) return { addresses: [], blocked: false, rcode: RCODE.SERVFAIL };
-    const info = inspectAnswer(bytes);
-    const addresses = info.addresses.filter((a) => a.family === family).map((a) => a.address);
-    const blocked = addresses.length > 0 && addresses.every((a) => a === "0.0.0.0" || a === "::");
-    return { addresses, blocked, rcode: info.rcode };
+  private queryEvent(x: DnsExchange, outcome: DnsOutcome, bytes: Buffer | null, ms: number): QueryEvent {
+    let rcode = -1;
+    let answer = "-";
+    if (bytes) {
+      try {
+        ({ rcode, answer } = describeAnswer(bytes));
+      } catch {
+        answer = "(unreadable)";
+      }
+    }
+    return {
+      time: this.now(),
+      client: x.client.address as string,
+      proto: x.client.transport === "tcp" ? "tcp" : "udp",
+      name: x.name,
+      type: x.type,
+      rcode,
+      answer,
+      result: outcome.result,
+      upstream: x.log.upstream,
+      rule: x.log.rule,
+      decisions: x.decisions,
+      ms,
+    };
+  }
+
+  /**
+   * For the proxy: a name's addresses of one type through this same pipeline (local records,
+   * blocking with CNAME chains, the cache), as values. `client`, when given, is who the lookup is
+   * for, so firewall rules with "from" apply as they do to that client's own queries. No event is
+   * emitted: the proxy reports the request itself.
+   */
+  async resolve(name: string, type: number, client?: { address: string }): Promise<Resolution> {
+    const canonical = name.toLowerCase().replace(/\.$/, "");
+    const x = this.exchange(canonical, type, CLASS.IN, { address: client?.address, transport: "internal" }, "resolve");
+    if (!isEncodable(canonical)) {
+      x.decisions.push({ stage: "resolve", action: "deny", reason: `"${name}" is not a valid DNS name` });
+      return { rcode: RCODE.FORMERR, result: "formerr", addresses: [], cnames: [], decisions: x.decisions };
+    }
+    const outcome = await this.run(this.serve, x);
+    return { ...records(outcome, type), decisions: x.decisions, blocked: blockedOf(outcome), upstream: x.log.upstream };
+  }
+
+  /** What serving would do with this question now, without asking upstream; see Explanation. */
+  async explain(name: string, type: number, client?: string): Promise<Explanation> {
+    const canonical = name.toLowerCase().replace(/\.$/, "");
+    const x = this.exchange(canonical, type, CLASS.IN, { address: client, transport: "internal" }, "explain");
+    const outcome = await this.run(this.explainChain, x);
+    const base = { name: canonical, type, decisions: x.decisions, blocked: blockedOf(outcome) };
+    if (outcome.kind === "unasked") {
+      return { ...base, result: "forwarded", rcode: undefined, addresses: [], cnames: [], upstreams: [...outcome.servers] };
+    }
+    return { ...base, ...records(outcome, type) };
   }
 }
 
-/** An upstream answer as the cache keeps it: without its OPT record, and walked once. */
-function storeable(bytes: Buffer): StoredAnswer {
-  let info = inspectAnswer(bytes);
-  let clean = bytes;
-  if (info.opt) {
-    clean = Buffer.concat([bytes.subarray(0, info.opt.start), bytes.subarray(info.opt.end)]);
-    clean.writeUInt16BE(clean.readUInt16BE(10) - 1, 10);
-    info = inspectAnswer(clean);
-  }
-  return { bytes: clean, info };
+function blockedOf(outcome: DnsOutcome): BlockInfo | undefined {
+  return outcome.kind === "parts" ? outcome.blocked : undefined;
 }
 
-function errorResponse(x: DnsExchange, rcode: number): Buffer {
-  return buildResponse(x.query, { rcode }, 1232);
+/** The records of an outcome, read directly: no wire encoding. */
+function records(outcome: DnsOutcome, type: number): Pick<Resolution, "rcode" | "result" | "addresses" | "cnames"> {
+  const family = type === TYPE.AAAA ? 6 : 4;
+  if (outcome.kind === "upstream") {
+    const { info } = outcome.answer;
+    const addresses = info.addresses
+      .filter((a) => a.family === family && (type === TYPE.A || type === TYPE.AAAA))
+      .map((a) => ({ ...a, ttl: outcome.staleTtl ?? Math.max(0, a.ttl - outcome.age) }));
+    return { rcode: info.rcode, result: outcome.result, addresses, cnames: [...info.cnameTargets] };
+  }
+  if (outcome.kind === "parts") {
+    const addresses: ResolvedAddress[] = [];
+    const cnames: string[] = [];
+    for (const r of outcome.parts.answers ?? []) {
+      if (r.type === TYPE.CNAME) cnames.push(readName(r.rdata, 0).name);
+      else if (r.type === type) {
+        const address = addressOf(r.type, r.rdata);
+        if (address) addresses.push({ address, family, ttl: r.ttl });
+      }
+    }
+    return { rcode: outcome.parts.rcode, result: outcome.result, addresses, cnames };
+  }
+  return { rcode: RCODE.SERVFAIL, result: outcome.result, addresses: [], cnames: [] };
+}
+
+function isEncodable(name: string): boolean {
+  try {
+    encodeName(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** FORMERR or NOTIMP for a query whose question could not be read: the header alone. */

@@ -1,135 +1,355 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIP, type Server, type Socket } from "node:net";
+import type { Part } from "../lifecycle/part.js";
 import type { Logger } from "../log/logger.js";
-import { type ListenAddress, normalizeAddress } from "../net/address.js";
+import { type ListenAddress, normalizeAddress, parseListen } from "../net/address.js";
 import type { DnsResolver } from "./resolver.js";
 
-const MAX_TCP_PENDING = 64;
+// RFC 7766 §6.2.1.1: a client may pipeline; this many answers owed on one connection is where we
+// stop reading from it until some go out (Unbound and Knot use similar per-connection limits).
+const MAX_PENDING = 64;
+// Back-pressure on writes: above this many bytes queued we stop reading new queries; above
+// MAX_QUEUED the client is not reading its answers at all (the kernel's socket buffers, several
+// hundred KiB, are full before anything queues here) and the connection is closed.
+const PAUSE_QUEUED = 64 * 1024;
+const MAX_QUEUED = 256 * 1024;
+// Clients rarely use TCP (truncated answers, zone tools); a slowloris flood of connections must not
+// take every file descriptor the proxy also needs. Each is bounded in time by tcpIdleTimeout.
+const MAX_TCP_CONNECTIONS = 1024;
 
 export interface DnsAddress {
   address: string;
   port: number;
 }
 
+export interface DnsServerOptions {
+  /** dns.listen as written: ":53", "127.0.0.1:5353", "[::1]:53". */
+  listen: readonly string[];
+  /** The resolver in force; read per query, so a reload's new resolver serves at once. */
+  resolver: () => DnsResolver;
+  log: Logger;
+  /** dns.tcpIdleTimeout: an idle connection is closed, and no query may take longer to arrive. */
+  tcpIdleTimeout: number;
+  /** The server this one replaces: addresses that stay keep its sockets and open connections. */
+  previous?: DnsServer;
+}
+
+/** One dns.listen address: its UDP socket and TCP listener on the same port, and the open connections. */
+interface Binding {
+  written: ListenAddress;
+  address: string;
+  port: number;
+  udp: UdpSocket;
+  tcp: Server;
+  conns: Set<Socket>;
+  /** The server whose resolver and limits apply; changes when a successor takes the binding over. */
+  owner: DnsServer;
+  /** False between prepare and commit: datagrams are dropped, connections wait. */
+  live: boolean;
+  waiting: Socket[];
+}
+
 /**
  * UDP and TCP listeners for dns.listen; they only move bytes between the wire and the resolver.
- * TCP follows RFC 7766: several queries may be pipelined on one connection and are answered as
- * each is ready; idle connections are closed; a length prefix too short for a header ends it.
+ * A Part, built with the server it replaces: prepare binds only addresses that are new, commit takes
+ * the addresses that stay over from the previous server (their sockets and open connections go on
+ * as they were), abort closes only what prepare bound, dispose what this server still owns.
  */
-export class DnsServer {
-  private udp: UdpSocket[] = [];
-  private tcp: Server[] = [];
-  private readonly conns = new Set<Socket>();
-  readonly addresses: DnsAddress[] = [];
+export class DnsServer implements Part {
+  readonly name = "dns.listen";
+  private bindings: Binding[] = [];
+  private prepared: Binding[] = [];
+  private retained: Binding[] = [];
+  private order: Binding[] = [];
 
-  constructor(
-    private readonly resolver: () => DnsResolver,
-    private readonly log: Logger,
-    private readonly tcpIdleMs: number,
-  ) {}
+  constructor(private readonly o: DnsServerOptions) {}
 
-  async listen(addresses: readonly ListenAddress[]): Promise<void> {
-    for (const addr of addresses) {
-      // UDP and TCP share the port number; with port 0 the UDP port is chosen first and TCP follows.
-      for (let attempt = 0; ; attempt++) {
-        const udp = await this.bindUdp(addr);
-        const port = udp.address().port;
-        try {
-          const tcp = await this.bindTcp(addr.host, port);
-          this.udp.push(udp);
-          this.tcp.push(tcp);
-          this.addresses.push({ address: udp.address().address, port });
-          break;
-        } catch (err) {
-          udp.close();
-          if (addr.port !== 0 || attempt >= 5) throw err;
-        }
+  /** The addresses served once committed, in dns.listen order, with the ports actually bound. */
+  get addresses(): DnsAddress[] {
+    return this.order.map((b) => ({ address: b.address, port: b.port }));
+  }
+
+  get log(): Logger {
+    return this.o.log;
+  }
+
+  get idleMs(): number {
+    return this.o.tcpIdleTimeout;
+  }
+
+  resolver(): DnsResolver {
+    return this.o.resolver();
+  }
+
+  async prepare(): Promise<void> {
+    const available = [...(this.o.previous?.bindings ?? [])];
+    try {
+      for (const text of this.o.listen) {
+        const addr = parseListen(text);
+        if (typeof addr === "string") throw new Error(`${text}: ${addr}`);
+        const i = available.findIndex((b) => sameAddress(b, addr));
+        const kept = i >= 0 ? available.splice(i, 1)[0] : undefined;
+        if (kept) this.retained.push(kept);
+        else this.prepared.push(await this.bind(addr));
+        this.order.push(kept ?? (this.prepared.at(-1) as Binding));
       }
+    } catch (err) {
+      await this.abort();
+      throw err;
     }
   }
 
-  private bindUdp(addr: ListenAddress): Promise<UdpSocket> {
-    const v6 = addr.host === undefined || isIP(addr.host) === 6;
-    const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: false, reuseAddr: false });
-    socket.on("message", (msg, rinfo) => {
-      this.resolver()
-        .answer(msg, { address: normalizeAddress(rinfo.address), transport: "udp" })
-        .then(
-          (bytes) => {
-            if (bytes) socket.send(bytes, rinfo.port, rinfo.address);
-          },
-          (err: unknown) => this.log.error({ err }, "DNS answer failed"),
-        );
-    });
-    return new Promise((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind({ address: addr.host ?? "::", port: addr.port }, () => {
-        socket.off("error", reject);
-        socket.on("error", (err) => this.log.warn({ err: err.message }, "DNS UDP socket error"));
-        resolve(socket);
-      });
-    });
+  commit(): void {
+    const previous = this.o.previous;
+    if (previous) previous.bindings = previous.bindings.filter((b) => !this.retained.includes(b));
+    for (const b of this.retained) b.owner = this;
+    for (const b of this.prepared) {
+      b.live = true;
+      for (const socket of b.waiting.splice(0)) serveTcp(b, socket);
+    }
+    this.bindings = [...this.order];
+    this.prepared = [];
+    this.retained = [];
   }
 
-  private bindTcp(host: string | undefined, port: number): Promise<Server> {
-    const server = createServer((socket) => this.onTcp(socket));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: host ?? "::", port, ipv6Only: false }, () => {
-        server.off("error", reject);
-        resolve(server);
-      });
-    });
+  async abort(): Promise<void> {
+    const bound = this.prepared;
+    this.prepared = [];
+    this.retained = [];
+    this.order = [];
+    await Promise.all(bound.map(closeBinding));
   }
 
-  private onTcp(socket: Socket): void {
-    this.conns.add(socket);
-    const client = { address: normalizeAddress(socket.remoteAddress ?? ""), transport: "tcp" as const };
-    let buf: Buffer = Buffer.alloc(0);
-    let pending = 0;
-    socket.setTimeout(this.tcpIdleMs, () => socket.destroy());
-    socket.on("close", () => this.conns.delete(socket));
-    socket.on("error", () => socket.destroy());
-    socket.on("data", (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (len < 12) {
-          // A length that cannot hold a DNS header: the stream is out of sync, nothing can follow.
-          socket.destroy();
-          return;
-        }
-        if (buf.length < 2 + len) break;
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
-        if (++pending > MAX_TCP_PENDING) {
-          socket.destroy();
-          return;
-        }
-        this.resolver()
-          .answer(Buffer.from(msg), client)
-          .then(
-            (bytes) => {
-              pending--;
-              if (!bytes || socket.destroyed) return;
-              const frame = Buffer.allocUnsafe(bytes.length + 2);
-              frame.writeUInt16BE(bytes.length, 0);
-              bytes.copy(frame, 2);
-              socket.write(frame);
-            },
-            () => {
-              pending--;
-            },
-          );
+  async dispose(): Promise<void> {
+    const owned = [...this.bindings, ...this.prepared];
+    this.bindings = [];
+    this.prepared = [];
+    this.order = [];
+    await Promise.all(owned.map(closeBinding));
+  }
+
+  /** UDP first (with port 0 the kernel picks it), then TCP on the same port. */
+  private async bind(addr: ListenAddress): Promise<Binding> {
+    for (let attempt = 0; ; attempt++) {
+      const udp = await bindUdp(addr).catch((err: NodeJS.ErrnoException) => {
+        throw listenError(addr, "UDP", err);
+      });
+      const { address, port } = udp.address();
+      try {
+        const binding: Binding = {
+          written: addr,
+          address,
+          port,
+          udp,
+          tcp: createServer({ allowHalfOpen: true }),
+          conns: new Set(),
+          owner: this,
+          live: false,
+          waiting: [],
+        };
+        await listenTcp(binding, addr.host);
+        serveUdp(binding);
+        return binding;
+      } catch (err) {
+        udp.close();
+        // Port 0: the UDP port the kernel chose may be taken for TCP; another pick will do.
+        if (addr.port !== 0 || attempt >= 5) throw listenError(addr, "TCP", err as NodeJS.ErrnoException);
       }
-    });
+    }
   }
+}
 
-  async close(): Promise<void> {
-    for (const u of this.udp) u.close();
-    for (const c of this.conns) c.destroy();
-    await Promise.all(this.tcp.map((t) => new Promise<void>((r) => t.close(() => r()))));
-    this.udp = [];
-    this.tcp = [];
-  }
+/** An address that stays across a reload: the same host, and the same port as written or as bound. */
+function sameAddress(b: Binding, addr: ListenAddress): boolean {
+  return (b.written.host ?? "::") === (addr.host ?? "::") && (addr.port === b.written.port || addr.port === b.port);
+}
+
+function listenError(addr: ListenAddress, proto: string, err: NodeJS.ErrnoException): Error {
+  const hint =
+    err.code === "EADDRINUSE"
+      ? "another program serves DNS there (systemd-resolved, dnsmasq?): stop it or choose another address"
+      : err.code === "EACCES"
+        ? "ports below 1024 need root or CAP_NET_BIND_SERVICE (sudo setcap cap_net_bind_service=+ep $(which node)), or use a port like 5353"
+        : err.code === "EADDRNOTAVAIL"
+          ? "no interface of this machine has that address"
+          : "";
+  return new Error(`cannot listen on ${addr.text} (${proto}): ${err.code ?? err.message}${hint ? `; ${hint}` : ""}`, {
+    cause: err,
+  });
+}
+
+function bindUdp(addr: ListenAddress): Promise<UdpSocket> {
+  const v6 = addr.host === undefined || isIP(addr.host) === 6;
+  const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: false, reuseAddr: false });
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address: addr.host ?? "::", port: addr.port }, () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+  });
+}
+
+function listenTcp(b: Binding, host: string | undefined): Promise<void> {
+  b.tcp.maxConnections = MAX_TCP_CONNECTIONS;
+  b.tcp.on("connection", (socket: Socket) => {
+    if (b.live) serveTcp(b, socket);
+    else {
+      socket.pause();
+      b.waiting.push(socket);
+      socket.on("error", () => socket.destroy());
+      socket.on("close", () => {
+        b.waiting = b.waiting.filter((w) => w !== socket);
+      });
+    }
+  });
+  return new Promise((resolve, reject) => {
+    b.tcp.once("error", reject);
+    b.tcp.listen({ host: host ?? "::", port: b.port, ipv6Only: false }, () => {
+      b.tcp.off("error", reject);
+      b.tcp.on("error", (err) => b.owner.log.warn({ err: err.message }, "DNS TCP listener error"));
+      resolve();
+    });
+  });
+}
+
+function serveUdp(b: Binding): void {
+  const { udp } = b;
+  udp.on("error", (err) => b.owner.log.warn({ err: err.message }, "DNS UDP socket error"));
+  udp.on("message", (msg, rinfo) => {
+    if (!b.live) return;
+    const owner = b.owner;
+    owner
+      .resolver()
+      .answer(msg, { address: normalizeAddress(rinfo.address), transport: "udp" })
+      .then(
+        (bytes) => {
+          // The socket may have closed meanwhile (dispose); a send error (unreachable client) is
+          // the client's loss, not worth a log line per packet.
+          if (bytes && b.live) udp.send(bytes, rinfo.port, rinfo.address, () => {});
+        },
+        (err: unknown) => owner.log.error({ err }, "DNS answer failed"),
+      )
+      .catch((err: unknown) => owner.log.error({ err }, "DNS UDP reply failed"));
+  });
+}
+
+async function closeBinding(b: Binding): Promise<void> {
+  b.live = false;
+  for (const c of [...b.conns, ...b.waiting]) c.destroy();
+  b.conns.clear();
+  await Promise.all([
+    new Promise<void>((resolve) => b.udp.close(() => resolve())),
+    new Promise<void>((resolve) => b.tcp.close(() => resolve())),
+  ]);
+}
+
+/**
+ * One TCP client (RFC 7766): pipelined queries answered as each is ready; reading pauses at
+ * MAX_PENDING answers owed or PAUSE_QUEUED bytes queued and resumes as answers go out; a half-close
+ * by the client still gets every answer owed before we close. Closed: a length too short for a
+ * header (the stream is out of sync), more than MAX_QUEUED bytes queued (the client does not read),
+ * a query not complete within tcpIdleTimeout of its first byte (slow writers), and an idle
+ * connection. A connection with answers owed is never closed for being idle.
+ */
+function serveTcp(b: Binding, socket: Socket): void {
+  b.conns.add(socket);
+  const client = { address: normalizeAddress(socket.remoteAddress ?? ""), transport: "tcp" as const };
+  let buf: Buffer = Buffer.alloc(0);
+  let pending = 0;
+  let paused = false;
+  let ended = false;
+  let partial: NodeJS.Timeout | undefined;
+
+  const close = () => {
+    clearTimeout(partial);
+    socket.destroy();
+  };
+
+  const pump = () => {
+    if (socket.destroyed) return;
+    while (buf.length >= 2 && pending < MAX_PENDING && socket.writableLength < PAUSE_QUEUED) {
+      const len = buf.readUInt16BE(0);
+      if (len < 12) return close();
+      if (buf.length < 2 + len) break;
+      const msg = Buffer.from(buf.subarray(2, 2 + len));
+      buf = buf.subarray(2 + len);
+      pending++;
+      ask(msg);
+    }
+    const blocked = pending >= MAX_PENDING || socket.writableLength >= PAUSE_QUEUED;
+    // After the client's FIN, what is left once every whole query is taken is a partial one that
+    // can never complete.
+    if (ended && !blocked) buf = Buffer.alloc(0);
+    if (blocked !== paused) {
+      paused = blocked;
+      if (blocked) socket.pause();
+      else if (!ended) socket.resume();
+    }
+    // The whole of a query must arrive within tcpIdleTimeout of its first byte; a writer that keeps
+    // the connection busy with a byte a second does not hold it longer. Not while we are not reading.
+    if (buf.length > 0 && !paused && !ended) partial ??= setTimeout(close, b.owner.idleMs);
+    else {
+      clearTimeout(partial);
+      partial = undefined;
+    }
+    if (ended && pending === 0 && buf.length === 0 && !socket.writableEnded) socket.end();
+  };
+
+  const ask = (msg: Buffer) => {
+    b.owner
+      .resolver()
+      .answer(msg, client)
+      .then(
+        (bytes) => {
+          pending--;
+          if (bytes && !socket.destroyed && !socket.writableEnded) write(bytes);
+          pump();
+        },
+        (err: unknown) => {
+          pending--;
+          b.owner.log.error({ err }, "DNS answer failed");
+          pump();
+        },
+      )
+      .catch((err: unknown) => b.owner.log.error({ err }, "DNS TCP reply failed"));
+  };
+
+  const write = (bytes: Buffer) => {
+    if (socket.writableLength + bytes.length > MAX_QUEUED) {
+      b.owner.log.debug(
+        { client: client.address, queued: socket.writableLength },
+        "DNS TCP client does not read its answers; closed",
+      );
+      return close();
+    }
+    const frame = Buffer.allocUnsafe(bytes.length + 2);
+    frame.writeUInt16BE(bytes.length, 0);
+    bytes.copy(frame, 2);
+    socket.write(frame);
+  };
+
+  socket.setNoDelay(true);
+  socket.setTimeout(b.owner.idleMs, () => {
+    // Answers owed and the client reading: the wait is ours (a slow upstream), not the client's.
+    if (pending > 0 && socket.writableLength === 0) return;
+    close();
+  });
+  socket.on("data", (chunk: Buffer) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    pump();
+  });
+  socket.on("end", () => {
+    // No more queries, but the answers owed still go out (RFC 7766 §6.2.4).
+    ended = true;
+    pump();
+  });
+  socket.on("drain", pump);
+  socket.on("error", close);
+  socket.on("close", () => {
+    clearTimeout(partial);
+    b.conns.delete(socket);
+  });
+  socket.resume();
+  pump();
 }

@@ -1,3 +1,5 @@
+import ipaddr from "ipaddr.js";
+
 // The DNS wire format, written here rather than through dns2's general decoder: the hot paths
 // (a cache hit, a forwarded answer) only need the header, the question, the TTL offsets and the
 // CNAME chain, and must survive hostile packets (compression loops, bad lengths) without ever
@@ -14,14 +16,24 @@ export const TYPE = {
   TXT: 16,
   AAAA: 28,
   SRV: 33,
+  DNAME: 39,
   OPT: 41,
+  DS: 43,
+  RRSIG: 46,
+  NSEC: 47,
+  DNSKEY: 48,
+  NSEC3: 50,
+  SVCB: 64,
+  HTTPS: 65,
   ANY: 255,
 } as const;
+
+export const CLASS = { IN: 1, CH: 3 } as const;
 
 export const TYPE_NAME: Record<number, string> = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]));
 
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
-export const RCODE_NAME = ["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"];
+export const RCODE_NAME: Record<number, string> = Object.fromEntries(Object.entries(RCODE).map(([k, v]) => [v, k]));
 
 export class WireError extends Error {}
 
@@ -43,9 +55,15 @@ export interface ParsedQuery {
   edns: { udpSize: number; do: boolean; version: number } | undefined;
 }
 
-/** Reads a possibly compressed name at `off`; returns it lower-cased and the offset after it. */
+/**
+ * Reads a possibly compressed name at `off`; returns it and the offset after it. The name is in
+ * presentation form as dig prints it, lower-cased (ASCII only, as DNS compares names): labels joined
+ * by dots, a dot or backslash inside a label escaped as \. and \\, other bytes outside printable
+ * ASCII as \DDD. So a label holding a dot stays one label through the cache keys, the rules and
+ * encodeName, and "a.b" (two labels) and "a\.b" (one) stay different names, as they are on the wire.
+ */
 export function readName(buf: Buffer, off: number): { name: string; end: number } {
-  let labels = "";
+  let name = "";
   let length = 0;
   let end = -1;
   let jumps = 0;
@@ -71,11 +89,58 @@ export function readName(buf: Buffer, off: number): { name: string; end: number 
     if (pos + 1 + len > buf.length) throw new WireError("label runs past the end of the message");
     length += len + 1;
     if (length > 255) throw new WireError("name longer than 255 bytes");
-    const label = buf.toString("latin1", pos + 1, pos + 1 + len).toLowerCase();
-    labels = labels === "" ? label : `${labels}.${label}`;
+    const label = readLabel(buf, pos + 1, pos + 1 + len);
+    name = name === "" ? label : `${name}.${label}`;
     pos += 1 + len;
   }
-  return { name: labels, end };
+  return { name, end };
+}
+
+function readLabel(buf: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    // Anything but printable ASCII, a dot or a backslash takes the slow path (rare in real names).
+    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) return escapeLabel(buf, start, end);
+  }
+  return buf.toString("latin1", start, end).toLowerCase();
+}
+
+function escapeLabel(buf: Buffer, start: number, end: number): string {
+  let out = "";
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    if (c >= 0x41 && c <= 0x5a) out += String.fromCharCode(c + 0x20);
+    else if (c === 0x2e || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
+    else if (c <= 0x20 || c >= 0x7f) out += `\\${String(c).padStart(3, "0")}`;
+    else out += String.fromCharCode(c);
+  }
+  return out;
+}
+
+/** The labels of a name in presentation form (readName's output), as raw bytes. */
+export function nameLabels(name: string): Buffer[] {
+  if (name === "") return [];
+  if (!name.includes("\\")) return name.split(".").map((l) => Buffer.from(l, "latin1"));
+  const labels: Buffer[] = [];
+  let bytes: number[] = [];
+  for (let i = 0; i < name.length; i++) {
+    const ch = name.charCodeAt(i);
+    if (ch === 0x2e) {
+      labels.push(Buffer.from(bytes));
+      bytes = [];
+    } else if (ch === 0x5c) {
+      const digits = /^\d{3}/.exec(name.slice(i + 1, i + 4));
+      if (digits) {
+        const v = Number(digits[0]);
+        if (v > 255) throw new WireError(`bad escape \\${digits[0]} in "${name}"`);
+        bytes.push(v);
+        i += 3;
+      } else if (i + 1 < name.length) bytes.push(name.charCodeAt(++i) & 0xff);
+      else throw new WireError(`"${name}" ends in a backslash`);
+    } else bytes.push(ch & 0xff);
+  }
+  labels.push(Buffer.from(bytes));
+  return labels;
 }
 
 /** Offset after a name, without decoding it. */
@@ -134,7 +199,8 @@ export function parseQuery(buf: Buffer): ParsedQuery | QueryProblem {
       }
       pos = skipRecord(buf, pos);
     }
-    if (pos !== buf.length) throw new WireError("bytes after the last record");
+    // Bytes after the last counted record are ignored, as Unbound and dnsmasq do: some clients
+    // and middleboxes pad queries, and the question is complete.
     return { id: buf.readUInt16BE(0), flags, question, questionBytes: buf.subarray(12, question.end), edns };
   } catch (err) {
     return { drop: false, rcode: RCODE.FORMERR, reason: (err as Error).message };
@@ -203,10 +269,10 @@ export function inspectAnswer(buf: Buffer): AnswerInfo {
       if (section === 0) {
         info.minTtl = info.minTtl === undefined ? ttl : Math.min(info.minTtl, ttl);
         if (type === TYPE.CNAME) info.cnameTargets.push(readName(buf, rdata).name);
-        else if (type === TYPE.A && rdlength === 4)
-          info.addresses.push({ address: buf.subarray(rdata, rdata + 4).join("."), family: 4, ttl });
-        else if (type === TYPE.AAAA && rdlength === 16)
-          info.addresses.push({ address: ipv6ToString(buf.subarray(rdata, rdata + 16)), family: 6, ttl });
+        else if (type === TYPE.A || type === TYPE.AAAA) {
+          const address = addressOf(type, buf.subarray(rdata, rdata + rdlength));
+          if (address) info.addresses.push({ address, family: type === TYPE.A ? 4 : 6, ttl });
+        }
       } else if (section === 1 && type === TYPE.SOA) {
         // RFC 2308 §5: a negative answer lives for min(SOA TTL, SOA MINIMUM).
         const mname = skipName(buf, rdata);
@@ -219,13 +285,70 @@ export function inspectAnswer(buf: Buffer): AnswerInfo {
   return info;
 }
 
-function ipv6ToString(b: Buffer): string {
+/**
+ * The answer section in short, for the query log: addresses as they are, other records as
+ * "CNAME x", "MX 10 mail.example", "SRV 0 5 143 x", "PTR x", "TXT \"...\""; with no records, the
+ * rcode name (or "(truncated)").
+ */
+export function describeAnswer(buf: Buffer): { rcode: number; answer: string } {
+  if (buf.length < 12) throw new WireError("message shorter than a header");
+  const flags = buf.readUInt16BE(2);
+  const rcode = flags & 0xf;
+  let pos = 12;
+  for (let i = buf.readUInt16BE(4); i > 0; i--) pos = readQuestion(buf, pos).end;
   const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
-  return parts
-    .join(":")
-    .replace(/(^|:)0(:0)+(:|$)/, "::")
-    .replace(/:{3,}/, "::");
+  for (let i = buf.readUInt16BE(6); i > 0; i--) {
+    const nameEnd = skipName(buf, pos);
+    if (nameEnd + 10 > buf.length) throw new WireError("record runs past the end");
+    const type = buf.readUInt16BE(nameEnd);
+    const rdata = nameEnd + 10;
+    pos = rdata + buf.readUInt16BE(nameEnd + 8);
+    if (pos > buf.length) throw new WireError("record data runs past the end");
+    parts.push(describeRecord(buf, type, rdata, pos));
+  }
+  if (parts.length > 0) return { rcode, answer: parts.join(", ") };
+  return { rcode, answer: flags & 0x0200 ? "(truncated)" : (RCODE_NAME[rcode] ?? String(rcode)) };
+}
+
+const TXT_SHOWN = 200;
+
+function describeRecord(buf: Buffer, type: number, start: number, end: number): string {
+  const name = (at: number) => readName(buf, at).name;
+  switch (type) {
+    case TYPE.A:
+    case TYPE.AAAA:
+      return addressOf(type, buf.subarray(start, end)) ?? TYPE_NAME[type] ?? "";
+    case TYPE.CNAME:
+    case TYPE.PTR:
+    case TYPE.NS:
+    case TYPE.DNAME:
+      return `${TYPE_NAME[type]} ${name(start)}`;
+    case TYPE.MX:
+      return `MX ${buf.readUInt16BE(start)} ${name(start + 2)}`;
+    case TYPE.SRV:
+      return `SRV ${buf.readUInt16BE(start)} ${buf.readUInt16BE(start + 2)} ${buf.readUInt16BE(start + 4)} ${name(start + 6)}`;
+    case TYPE.TXT: {
+      const strings: string[] = [];
+      for (let p = start; p < end; p += 1 + (buf[p] as number)) {
+        strings.push(JSON.stringify(buf.toString("utf8", p + 1, Math.min(end, p + 1 + (buf[p] as number)))));
+      }
+      const text = `TXT ${strings.join(" ")}`;
+      return text.length > TXT_SHOWN ? `${text.slice(0, TXT_SHOWN)}...` : text;
+    }
+    default:
+      return TYPE_NAME[type] ?? `TYPE${type}`;
+  }
+}
+
+/** The address in an A or AAAA record's data, or undefined for any other shape. */
+export function addressOf(type: number, rdata: Buffer): string | undefined {
+  if (type === TYPE.A && rdata.length === 4) return `${rdata[0]}.${rdata[1]}.${rdata[2]}.${rdata[3]}`;
+  if (type === TYPE.AAAA && rdata.length === 16) return ipv6ToString(rdata);
+  return undefined;
+}
+
+function ipv6ToString(b: Buffer): string {
+  return (ipaddr.fromByteArray([...b]) as ipaddr.IPv6).toRFC5952String();
 }
 
 // Building messages.
@@ -233,29 +356,40 @@ function ipv6ToString(b: Buffer): string {
 export interface ResourceRecord {
   name: string;
   type: number;
+  /** IN unless said (CHAOS answers). */
+  class?: number;
   ttl: number;
   rdata: Buffer;
 }
 
+/** A name in presentation form (readName's output, escapes included) on the wire, uncompressed. */
 export function encodeName(name: string): Buffer {
-  if (name === "") return Buffer.from([0]);
-  const parts = name.split(".");
-  const out = Buffer.alloc(name.length + 2);
+  return encodeLabels(nameLabels(name), name);
+}
+
+function encodeLabels(labels: readonly Buffer[], name: string): Buffer {
+  let total = 1;
+  for (const l of labels) {
+    if (l.length === 0 || l.length > 63) throw new WireError(`"${name}" has an empty label or one longer than 63 bytes`);
+    total += l.length + 1;
+  }
+  if (total > 255) throw new WireError(`"${name}" is longer than 255 bytes`);
+  const out = Buffer.allocUnsafe(total);
   let pos = 0;
-  for (const p of parts) {
-    const len = out.write(p, pos + 1, "latin1");
-    out[pos] = len;
-    pos += len + 1;
+  for (const l of labels) {
+    out[pos] = l.length;
+    l.copy(out, pos + 1);
+    pos += l.length + 1;
   }
   out[pos] = 0;
-  return out.subarray(0, pos + 1);
+  return out;
 }
 
 function encodeRecord(r: ResourceRecord): Buffer {
   const name = encodeName(r.name);
   const fixed = Buffer.alloc(10);
   fixed.writeUInt16BE(r.type, 0);
-  fixed.writeUInt16BE(1, 2);
+  fixed.writeUInt16BE(r.class ?? CLASS.IN, 2);
   fixed.writeUInt32BE(r.ttl >>> 0, 4);
   fixed.writeUInt16BE(r.rdata.length, 8);
   return Buffer.concat([name, fixed, r.rdata]);
@@ -272,9 +406,12 @@ export function optRecord(udpSize: number, dnssecOk: boolean, extendedRcode = 0)
   return b;
 }
 
+/** A response built here (local, blocked, refused...), encoded to wire only for wire clients. */
 export interface ResponseParts {
   rcode: number;
   authoritative?: boolean;
+  /** TC: the client should ask again over TCP (rate-limit slip). */
+  truncated?: boolean;
   answers?: ResourceRecord[];
   authority?: ResourceRecord[];
   additional?: ResourceRecord[];
@@ -288,7 +425,15 @@ export function buildResponse(q: ParsedQuery, parts: ResponseParts, ednsSize: nu
   const header = Buffer.alloc(12);
   header.writeUInt16BE(q.id, 0);
   // Codes above 15 (BADVERS) keep their high bits in the OPT record.
-  header.writeUInt16BE(0x8000 | (parts.authoritative ? 0x0400 : 0) | (q.flags & 0x0100) | 0x0080 | (parts.rcode & 0xf), 2);
+  header.writeUInt16BE(
+    0x8000 |
+      (parts.authoritative ? 0x0400 : 0) |
+      (parts.truncated ? 0x0200 : 0) |
+      (q.flags & 0x0100) |
+      0x0080 |
+      (parts.rcode & 0xf),
+    2,
+  );
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(answers.length, 6);
   header.writeUInt16BE(authority.length, 8);
@@ -353,13 +498,17 @@ export function rdataMX(preference: number, exchange: string): Buffer {
   return Buffer.concat([p, encodeName(exchange)]);
 }
 
+/** TXT strings; one longer than 255 bytes is split into several, as zone file compilers do. */
 export function rdataTXT(strings: string[]): Buffer {
-  return Buffer.concat(
-    strings.map((s) => {
-      const bytes = Buffer.from(s, "utf8");
-      return Buffer.concat([Buffer.from([bytes.length]), bytes]);
-    }),
-  );
+  const chunks: Buffer[] = [];
+  for (const s of strings) {
+    const bytes = Buffer.from(s, "utf8");
+    for (let i = 0; i === 0 || i < bytes.length; i += 255) {
+      const part = bytes.subarray(i, i + 255);
+      chunks.push(Buffer.from([part.length]), part);
+    }
+  }
+  return Buffer.concat(chunks);
 }
 
 export function rdataSRV(priority: number, weight: number, port: number, target: string): Buffer {

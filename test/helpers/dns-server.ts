@@ -86,3 +86,168 @@ export async function startContentServer(records: Record<string, TestRecord[]>, 
   };
   return result;
 }
+
+// A content server written in the test, byte by byte, for upstreams that misbehave: it answers
+// whatever `answer` returns (or nothing), so wrong IDs, wrong questions, huge or poisoned answers are
+// one line each. Its encoder is independent of gatehouse's, so a bug cannot cancel itself out.
+
+export interface RawQuery {
+  id: number;
+  /** Labels as sent (a label may hold a dot). */
+  labels: string[];
+  name: string;
+  type: number;
+  tcp: boolean;
+  /** The source port the query came from. */
+  port: number;
+}
+
+export interface RawRecord {
+  /** Dotted, or labels (to put a dot inside a label). */
+  name: string | string[];
+  type: number;
+  ttl?: number;
+  /** Class; IN unless said. */
+  class?: number;
+  /** Record data: bytes, or for A/AAAA/CNAME/TXT a convenience value. */
+  data: Buffer | string;
+}
+
+export interface RawMessage {
+  id?: number;
+  rcode?: number;
+  tc?: boolean;
+  question?: { name: string | string[]; type: number };
+  answers?: RawRecord[];
+  authority?: RawRecord[];
+  additional?: RawRecord[];
+}
+
+export interface RawUpstream {
+  port: number;
+  label: string;
+  queries: RawQuery[];
+  /** What to send for a query: a message (built by `encodeMessage` from the query), raw bytes, or nothing. */
+  answer: (q: RawQuery) => RawMessage | Buffer | null;
+  close(): Promise<void>;
+}
+
+export function labelsOf(name: string | string[]): string[] {
+  return typeof name === "string" ? (name === "" ? [] : name.split(".")) : name;
+}
+
+function encodeLabels(labels: string[]): Buffer {
+  return Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, "latin1")])),
+    Buffer.from([0]),
+  ]);
+}
+
+function recordData(r: RawRecord): Buffer {
+  if (Buffer.isBuffer(r.data)) return r.data;
+  if (r.type === 1) return Buffer.from(r.data.split(".").map(Number));
+  if (r.type === 5 || r.type === 2 || r.type === 12) return encodeLabels(labelsOf(r.data));
+  if (r.type === 16) return Buffer.concat([Buffer.from([Buffer.byteLength(r.data)]), Buffer.from(r.data)]);
+  throw new Error(`give type ${r.type} data as bytes`);
+}
+
+function encodeRecord(r: RawRecord): Buffer {
+  const data = recordData(r);
+  const fixed = Buffer.alloc(10);
+  fixed.writeUInt16BE(r.type, 0);
+  fixed.writeUInt16BE(r.class ?? 1, 2);
+  fixed.writeUInt32BE(r.ttl ?? 300, 4);
+  fixed.writeUInt16BE(data.length, 8);
+  return Buffer.concat([encodeLabels(labelsOf(r.name)), fixed, data]);
+}
+
+/** A response to `q` (its ID and question unless the message says otherwise). */
+export function encodeMessage(q: RawQuery, m: RawMessage): Buffer {
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(m.id ?? q.id, 0);
+  header.writeUInt16BE(0x8180 | (m.tc ? 0x0200 : 0) | (m.rcode ?? 0), 2);
+  const answers = m.answers ?? [];
+  const authority = m.authority ?? [];
+  const additional = m.additional ?? [];
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(answers.length, 6);
+  header.writeUInt16BE(authority.length, 8);
+  header.writeUInt16BE(additional.length, 10);
+  const question = Buffer.alloc(4);
+  question.writeUInt16BE(m.question?.type ?? q.type, 0);
+  question.writeUInt16BE(1, 2);
+  return Buffer.concat([
+    header,
+    encodeLabels(m.question ? labelsOf(m.question.name) : q.labels),
+    question,
+    ...answers.map(encodeRecord),
+    ...authority.map(encodeRecord),
+    ...additional.map(encodeRecord),
+  ]);
+}
+
+function parseRawQuery(msg: Buffer, tcp: boolean, port: number): RawQuery | undefined {
+  if (msg.length < 17) return undefined;
+  const labels: string[] = [];
+  let pos = 12;
+  while (pos < msg.length && msg[pos] !== 0) {
+    const len = msg[pos] as number;
+    labels.push(msg.toString("latin1", pos + 1, pos + 1 + len));
+    pos += 1 + len;
+  }
+  return { id: msg.readUInt16BE(0), labels, name: labels.join(".").toLowerCase(), type: msg.readUInt16BE(pos + 1), tcp, port };
+}
+
+/** The raw upstream on 127.0.0.1, UDP and TCP on one port. */
+export async function startRawUpstream(answer: RawUpstream["answer"]): Promise<RawUpstream> {
+  const { createSocket } = await import("node:dgram");
+  const { createServer } = await import("node:net");
+  const udp = createSocket("udp4");
+  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+  const port = udp.address().port;
+  const state: RawUpstream = {
+    port,
+    label: `127.0.0.1:${port}`,
+    queries: [],
+    answer,
+    close: async () => {
+      for (const c of conns) c.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+    },
+  };
+  const reply = (q: RawQuery): Buffer | null => {
+    const m = state.answer(q);
+    if (m === null) return null;
+    return Buffer.isBuffer(m) ? m : encodeMessage(q, m);
+  };
+  udp.on("message", (msg, rinfo) => {
+    const q = parseRawQuery(msg, false, rinfo.port);
+    if (!q) return;
+    state.queries.push(q);
+    const out = reply(q);
+    if (out) udp.send(out, rinfo.port, rinfo.address);
+  });
+  const conns = new Set<import("node:net").Socket>();
+  const tcp = createServer((socket) => {
+    conns.add(socket);
+    socket.on("close", () => conns.delete(socket));
+    socket.on("error", () => {});
+    let buf = Buffer.alloc(0);
+    socket.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const q = parseRawQuery(buf.subarray(2, 2 + buf.readUInt16BE(0)), true, socket.remotePort ?? 0);
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+        if (!q) continue;
+        state.queries.push(q);
+        const out = reply(q);
+        if (!out) continue;
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(out.length, 0);
+        socket.write(Buffer.concat([len, out]));
+      }
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", () => r()));
+  return state;
+}
