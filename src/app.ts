@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { isDeepStrictEqual } from "node:util";
-import { AdminServer } from "./admin/server.js";
+import { AdminListener } from "./admin/server.js";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
@@ -9,15 +9,22 @@ import { resolverLookup } from "./dns/lookup.js";
 import { QueryLog } from "./dns/query-log.js";
 import { DnsResolver } from "./dns/resolver.js";
 import { DnsServer } from "./dns/server.js";
+import { Events } from "./events/events.js";
+import { type Explanation, explain } from "./explain/explain.js";
+import { Activity } from "./http/activity.js";
 import { HttpCache } from "./http/cache/http-cache.js";
-import { buildHttpPipeline } from "./http/pipeline.js";
-import { makePage, type ProxyRuntime, ProxyServer } from "./http/proxy-server.js";
-import { policyStage } from "./http/stages/policy.js";
+import { type ChainParts, decisionChain, forwardChain, forwardStages } from "./http/chains.js";
+import { HttpListeners } from "./http/listener.js";
+import { pageMaker } from "./http/pages.js";
+import { HttpService } from "./http/service.js";
 import { Upstream } from "./http/upstream.js";
+import { commitAll, disposeAll, type Part, prepareAll } from "./lifecycle/part.js";
+import { Reusable } from "./lifecycle/reusable.js";
 import { AccessLog } from "./log/access-log.js";
-import { createLogger, type Logger } from "./log/logger.js";
+import { createLogger, type Logger, silentLogger } from "./log/logger.js";
 import { type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
+import { SelfEndpoints } from "./net/self.js";
 import { Rules } from "./rules/rules.js";
 
 export interface StartOptions {
@@ -26,77 +33,83 @@ export interface StartOptions {
   /** A config already validated (tests); skips the file. */
   config?: Config;
   log?: Logger;
+  /** Fixed log sinks (tests); otherwise the files in log.access / log.queries, reopened on reload. */
   accessLog?: AccessLog;
   queryLog?: QueryLog;
   /** Resolver used for origin connections; the DNS part supplies its own pipeline here. */
   lookup?: LookupFunction;
 }
 
-interface Running {
+/** Everything built from one config. A reload builds the next one beside it and swaps. */
+interface Generation {
   config: Config;
-  cache: HttpCache;
-  rules: Rules;
-  resolver: DnsResolver;
-  dns: DnsServer | undefined;
-  upstream: Upstream;
-  proxy: ProxyServer;
-  proxyAddresses: AddressInfo[];
-  runtime: ProxyRuntime;
+  rules: Reusable<Rules>;
+  cache: Reusable<HttpCache>;
+  accessLog: Reusable<Sink> | undefined;
+  queryLog: Reusable<Sink> | undefined;
+  resolver: ResolverPart;
+  dns: DnsListenPart;
+  upstream: UpstreamPart;
+  proxy: HttpListeners;
+  admin: AdminListener;
+  /** The forward chain's deciding stages, for explain. */
+  explainForward: ReturnType<typeof decisionChain>;
+  /** In prepare order; committed in the same order, disposed together. */
+  parts: Part[];
+}
+
+interface Sink {
+  key: string;
+  unsubscribe: (() => void) | undefined;
+  close(): void;
 }
 
 /**
- * The whole process: builds every part from one config, swaps in a new one on reload (keeping the
- * old one if the new one fails), and stops gracefully.
+ * The whole process: builds every part from one config, swaps in a new generation on reload (the
+ * old one keeps running if any part of the new one fails to prepare), and stops gracefully.
  */
 export class Gatehouse {
-  private current!: Running;
+  private current!: Generation;
   private readonly log: Logger;
-  private readonly accessLog: AccessLog;
-  private readonly queryLog: QueryLog;
-  private admin: AdminServer | undefined;
-  adminAddress: AddressInfo | undefined;
+  readonly events: Events;
+  private readonly activity = new Activity();
+  private readonly self = new SelfEndpoints();
+  private reloads: Promise<boolean> = Promise.resolve(true);
+  private stopping = false;
 
   private constructor(
     private readonly opts: StartOptions,
     private loaded: LoadedConfig,
   ) {
     this.log = opts.log ?? createLogger(loaded.config.log.level);
-    this.accessLog = opts.accessLog ?? AccessLog.open(loaded.config.log.access.file, loaded.config.log.access.format);
-    this.queryLog = opts.queryLog ?? QueryLog.open(loaded.config.log.queries.file);
+    this.events = new Events((channel, err) => this.log.error({ channel, err }, `a ${channel} event sink failed`));
+    if (opts.accessLog) {
+      const fixed = opts.accessLog;
+      this.events.access.subscribe((e) => fixed.write(e));
+    }
+    if (opts.queryLog) {
+      const fixed = opts.queryLog;
+      this.events.query.subscribe((e) => fixed.writeEvent(e));
+    }
   }
 
   static async start(opts: StartOptions = {}): Promise<Gatehouse> {
     const loaded = opts.config ? { config: opts.config, file: undefined } : loadConfig(opts.configFile);
     const app = new Gatehouse(opts, loaded);
-    app.current = await app.build(loaded.config, undefined);
-    await app.startAdmin();
+    const gen = app.build(loaded.config, undefined);
+    await prepareAll(gen.parts);
+    commitAll(gen.parts);
+    app.current = gen;
+    app.afterCommit();
     app.log.info(
       {
         config: loaded.file ?? "(embedded defaults)",
-        proxy: app.current.proxyAddresses.map(fmtAddress),
-        dns: app.dnsAddresses.map((a) => fmtAddress({ ...a, family: a.address.includes(":") ? "IPv6" : "IPv4" })),
+        ...app.listenerSummary(),
+        rules: app.rulesSummary(),
       },
       "gatehouse started",
     );
     return app;
-  }
-
-  private async startAdmin(): Promise<void> {
-    const text = this.current.config.admin.listen;
-    if (text === "") return;
-    const addr = parseListen(text) as ListenAddress;
-    this.admin = new AdminServer({
-      cache: () => this.current.cache,
-      password: () => this.current.config.admin.password,
-      log: this.log,
-    });
-    try {
-      this.adminAddress = await this.admin.listen(addr);
-    } catch (err) {
-      // The proxy and DNS matter more than the admin API: keep serving, and say why it is missing.
-      this.log.error({ listen: text, err: (err as Error).message }, "admin API not started");
-      this.admin = undefined;
-    }
   }
 
   get config(): Config {
@@ -104,100 +117,237 @@ export class Gatehouse {
   }
 
   get cache(): HttpCache {
-    return this.current.cache;
+    return this.current.cache.value;
   }
 
   get rules(): Rules {
-    return this.current.rules;
-  }
-
-  get dnsAddresses(): { address: string; port: number }[] {
-    return this.current.dns?.addresses ?? [];
+    return this.current.rules.value;
   }
 
   get resolver(): DnsResolver {
-    return this.current.resolver;
+    return this.current.resolver.resolver;
   }
 
   get proxyAddresses(): AddressInfo[] {
-    return this.current.proxyAddresses;
+    return this.current.proxy.addresses;
   }
 
-  private async build(config: Config, previous: Running | undefined): Promise<Running> {
-    const cfg = config.proxy;
-    const rules = this.rulesFor(config, previous);
-    const keepCache =
-      previous && isDeepStrictEqual(previous.config.dns.cache, config.dns.cache) ? previous.resolver.cache : undefined;
-    const resolver = new DnsResolver(config.dns, rules, this.log, this.queryLog, keepCache);
-    const lookup = this.opts.lookup ?? resolverLookup(() => this.current?.resolver ?? resolver);
-    const upstream = new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor);
-    const guarded = refuseLoopback(lookup);
-    const cache =
-      previous && isDeepStrictEqual(previous.config.proxy.cache, cfg.cache) ? previous.cache : new HttpCache(cfg.cache, this.log);
-    const runtime: ProxyRuntime = {
-      cfg,
-      handle: buildHttpPipeline({
-        cfg,
-        upstream,
-        policy: [policyStage(() => rules.current, makePage(cfg))],
-        cache: cache.stage(),
-      }),
-      lookup: (client) => (client.loopback ? lookup : guarded),
-      accessLog: this.accessLog,
-      log: this.log,
+  get dnsAddresses(): { address: string; port: number }[] {
+    return this.current.dns.addresses;
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.current.admin.address;
+  }
+
+  /** For tests and the admin API: what is open now. */
+  get counts(): { proxyListeners: number; dnsListeners: number; ruleSubscribers: number } {
+    return {
+      proxyListeners: this.current.proxy.count,
+      dnsListeners: this.current.dns.addresses.length,
+      ruleSubscribers: this.current.rules.value.subscribers,
     };
-    const proxy = previous?.proxy ?? new ProxyServer(() => this.current?.runtime ?? runtime);
-    let proxyAddresses: AddressInfo[];
-    try {
-      const listen = cfg.listen.map((text) => parseListen(text) as ListenAddress);
-      proxyAddresses = await proxy.apply(listen, cfg.limits);
-    } catch (err) {
-      void upstream.close();
-      throw err;
-    }
+  }
+
+  private build(config: Config, previous: Generation | undefined): Generation {
+    const cfg = config.proxy;
+    const rules = new Reusable<Rules>(
+      "rules",
+      previous?.rules,
+      () =>
+        previous !== undefined &&
+        previous.config.rules === config.rules &&
+        previous.config.listsDir === config.listsDir &&
+        isDeepStrictEqual(previous.config.lists, config.lists),
+      () => new Rules(config, this.log, DNS_FILE_KINDS),
+      {
+        prepare: async (r) => r.load(),
+        start: (r) => r.start(),
+        kept: (r) => r.rescan(),
+        close: (r) => r.close(),
+      },
+    );
+    const cache = new Reusable<HttpCache>(
+      "proxy.cache",
+      previous?.cache,
+      () => previous !== undefined && isDeepStrictEqual(previous.config.proxy.cache, cfg.cache),
+      () => new HttpCache(cfg.cache, this.log),
+      { prepare: (c) => c.open(), close: (c) => c.close() },
+    );
+    const accessLog = this.opts.accessLog
+      ? undefined
+      : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
+          const log = AccessLog.open(config.log.access.file, config.log.access.format);
+          return { unsubscribe: this.events.access.subscribe((e) => log.write(e)), close: () => log.close() };
+        });
+    const queryLog = this.opts.queryLog
+      ? undefined
+      : this.sink("log.queries", previous?.queryLog, config.log.queries.file, () => {
+          const log = QueryLog.open(config.log.queries.file);
+          return { unsubscribe: this.events.query.subscribe((e) => log.writeEvent(e)), close: () => log.close() };
+        });
+    const resolver = new ResolverPart(config, rules.value, this.log, this.events, previous?.resolver);
+    const dns = new DnsListenPart(config, () => this.current.resolver.resolver, this.log, previous?.dns);
+    const lookup = this.opts.lookup ?? resolverLookup(() => resolver.resolver);
+    const upstream = new UpstreamPart(new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor));
+    const parts: ChainParts = {
+      cfg,
+      rules: () => rules.value.current,
+      page: pageMaker({ proxyName: cfg.name, contact: cfg.contact, ruleRoots: rules.value.roots }),
+      self: this.self,
+      cache: cache.value.stage(),
+    };
+    const guarded = refuseLoopback(lookup);
+    const service = new HttpService({
+      chain: forwardChain(parts, upstream.upstream),
+      page: parts.page,
+      limits: cfg.limits,
+      tunnel: {
+        lookup: (client) => (client.loopback ? lookup : guarded),
+        connectTimeoutMs: cfg.upstream.connectTimeout,
+        idleMs: cfg.limits.tunnelIdleTimeout,
+        self: this.self,
+      },
+      events: this.events,
+      log: this.log,
+      activity: this.activity,
+    });
+    const proxy = new HttpListeners({
+      key: "proxy.listen",
+      label: "proxy",
+      kind: "forward",
+      listen: cfg.listen.map((t) => parseListen(t) as ListenAddress),
+      limits: cfg.limits,
+      handlers: service,
+      activity: this.activity,
+      previous: previous?.proxy,
+    });
+    const admin = new AdminListener(
+      config.admin.listen === "" ? undefined : (parseListen(config.admin.listen) as ListenAddress),
+      {
+        cache: () => this.current.cache.value,
+        password: () => this.current.config.admin.password,
+        explain: (target, client) => this.explain(target, client),
+        log: this.log,
+      },
+      previous?.admin,
+    );
     if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {
       this.log.warn("proxy.limits.maxHeaderSize applies to listeners bound from now on; restart to apply it everywhere");
     }
-    let dns = previous?.dns;
-    if (
-      !previous ||
-      !isDeepStrictEqual(previous.config.dns.listen, config.dns.listen) ||
-      previous.config.dns.tcpIdleTimeout !== config.dns.tcpIdleTimeout
-    ) {
-      dns = undefined;
-      if (config.dns.listen.length > 0) {
-        dns = new DnsServer(() => this.current?.resolver ?? resolver, this.log, config.dns.tcpIdleTimeout);
-        try {
-          await dns.listen(config.dns.listen.map((t) => parseListen(t) as ListenAddress));
-        } catch (err) {
-          await dns.close();
-          void upstream.close();
-          throw new Error(`dns.listen: ${(err as Error).message}`);
-        }
-      }
-    }
-    return { config, cache, rules, resolver, dns, upstream, proxy, proxyAddresses, runtime };
+    return {
+      config,
+      rules,
+      cache,
+      accessLog,
+      queryLog,
+      resolver,
+      dns,
+      upstream,
+      proxy,
+      admin,
+      explainForward: decisionChain(forwardStages(parts)),
+      parts: [
+        ...(accessLog ? [accessLog] : []),
+        ...(queryLog ? [queryLog] : []),
+        rules,
+        cache,
+        resolver,
+        dns,
+        upstream,
+        proxy,
+        admin,
+      ],
+    };
   }
 
-  /** The same rules keep watching across a reload unless their directories changed. */
-  private rulesFor(config: Config, previous: Running | undefined): Rules {
-    const old = previous?.rules;
-    if (
-      old &&
-      previous.config.rules === config.rules &&
-      previous.config.listsDir === config.listsDir &&
-      isDeepStrictEqual(previous.config.lists, config.lists)
-    ) {
-      old.rescan();
-      return old;
-    }
-    const rules = new Rules(config, this.log, DNS_FILE_KINDS);
-    rules.start();
-    return rules;
+  private sink(name: string, previous: Reusable<Sink> | undefined, key: string, open: () => Omit<Sink, "key">): Reusable<Sink> {
+    return new Reusable<Sink>(
+      name,
+      previous,
+      (s) => s.key === key,
+      () => ({ key, unsubscribe: undefined, close: () => {} }),
+      {
+        // Opened in prepare, so a log file that cannot be created fails the reload, not the process.
+        prepare: async (s) => {
+          const opened = open();
+          s.unsubscribe = opened.unsubscribe;
+          s.close = opened.close;
+        },
+        close: (s) => {
+          s.unsubscribe?.();
+          s.close();
+        },
+      },
+    );
   }
 
-  /** SIGHUP: build the new state from the config file; if anything fails, the old one keeps running. */
-  async reload(): Promise<boolean> {
+  /** What `gatehouse explain` asks through the admin API: the generation in force decides. */
+  explain(target: string, client: string | undefined): Promise<Explanation> {
+    return Gatehouse.explainWith(this.current, target, client);
+  }
+
+  /**
+   * `gatehouse explain` when nothing runs: the same generation built from the files (rules
+   * compiled, nothing bound, nothing forwarded), asked the same way, then released.
+   */
+  static async explainFromFiles(config: Config, target: string, client: string | undefined): Promise<Explanation> {
+    const app = new Gatehouse({ config, log: silentLogger() }, { config, file: undefined });
+    const gen = app.build(config, undefined);
+    app.current = gen;
+    try {
+      await gen.rules.prepare();
+      await gen.resolver.prepare();
+      return await Gatehouse.explainWith(gen, target, client);
+    } finally {
+      await gen.resolver.abort();
+      await gen.rules.abort();
+    }
+  }
+
+  private static explainWith(gen: Generation, target: string, client: string | undefined): Promise<Explanation> {
+    return explain(
+      {
+        forward: gen.explainForward,
+        dns: (name, c) => gen.resolver.resolver.explain(name, 1, c),
+        rules: gen.rules.value.current,
+        problems: gen.rules.value.diagnostics().length,
+      },
+      target,
+      client,
+    );
+  }
+
+  private afterCommit(): void {
+    const gen = this.current;
+    if (!this.opts.log) this.log.level = gen.config.log.level;
+    this.self.set([...gen.proxy.addresses, ...gen.dns.addresses, ...(gen.admin.address ? [gen.admin.address] : [])]);
+  }
+
+  private listenerSummary(): Record<string, string[] | string> {
+    const gen = this.current;
+    return {
+      proxy: gen.proxy.addresses.map(fmtAddress),
+      dns: gen.dns.addresses.map((a) => fmtAddress({ ...a, family: a.address.includes(":") ? "IPv6" : "IPv4" })),
+      admin: gen.admin.address ? fmtAddress(gen.admin.address) : "off",
+    };
+  }
+
+  private rulesSummary(): Record<string, number | undefined> {
+    return Object.fromEntries(this.current.rules.value.summary().map((f) => [f.file, f.entries]));
+  }
+
+  /**
+   * SIGHUP: build the next generation from the config file beside the running one; only if every
+   * part prepared is it committed and the old one disposed. Reloads run one at a time.
+   */
+  reload(): Promise<boolean> {
+    this.reloads = this.reloads.then(() => this.reloadNow());
+    return this.reloads;
+  }
+
+  private async reloadNow(): Promise<boolean> {
+    if (this.stopping) return false;
     let loaded: LoadedConfig;
     try {
       loaded = this.opts.config ? this.loaded : loadConfig(this.opts.configFile);
@@ -206,45 +356,139 @@ export class Gatehouse {
       return false;
     }
     const old = this.current;
-    let next: Running;
+    const next = this.build(loaded.config, old);
     try {
-      next = await this.build(loaded.config, old);
+      await prepareAll(next.parts);
     } catch (err) {
       this.reportReloadFailure(err);
       return false;
     }
+    commitAll(next.parts);
     this.loaded = loaded;
     this.current = next;
-    if (old.rules !== next.rules) old.rules.close();
-    if (old.dns && old.dns !== next.dns) void old.dns.close();
-    // In-flight requests hold their own reference to the old pool; close() lets them finish.
-    void old.upstream.close();
-    this.log.info({ config: loaded.file ?? "(embedded defaults)" }, "configuration reloaded");
+    this.afterCommit();
+    await disposeAll(old.parts, (part, err) =>
+      this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`),
+    );
+    this.log.info(
+      { config: loaded.file ?? "(embedded defaults)", ...this.listenerSummary(), rules: this.rulesSummary() },
+      "configuration reloaded",
+    );
     return true;
   }
 
   private reportReloadFailure(err: unknown): void {
-    const text = err instanceof DiagnosticsError ? err.message : String((err as Error).message ?? err);
-    this.log.error({ problems: text.split("\n") }, "reload failed; the previous configuration stays in force");
+    const problems =
+      err instanceof DiagnosticsError
+        ? err.message.split("\n")
+        : err instanceof AggregateError
+          ? err.errors.map((e: Error) => e.message)
+          : [String((err as Error).message ?? err)];
+    this.log.error({ problems }, "reload failed; the previous configuration stays in force");
   }
 
-  /** SIGTERM: stop accepting, let open requests finish within shutdownGrace, then close the rest. */
+  /**
+   * SIGTERM: stop accepting at once; let requests and tunnels in progress finish within
+   * shutdownGrace (counted from the signal); then close whatever is left, with one warning.
+   */
   async stop(): Promise<void> {
-    const { proxy, upstream, config, rules, dns } = this.current;
-    await this.admin?.close();
-    rules.close();
-    await dns?.close();
-    await proxy.stopAccepting();
-    const drained = await proxy.drain(config.shutdownGrace);
-    if (!drained) this.log.warn({ open: proxy.activeCount }, "closing requests still open after shutdownGrace");
-    proxy.destroyAll();
-    upstream.destroy();
-    this.accessLog.close();
-    this.queryLog.close();
+    if (this.stopping) return;
+    this.stopping = true;
+    const deadline = Date.now() + this.current.config.shutdownGrace;
+    await this.reloads;
+    const gen = this.current;
+    gen.proxy.stopAccepting();
+    const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
+    if (!drained) {
+      const cut = this.activity.destroyAll();
+      this.log.warn({ open: cut }, `closed ${cut} request(s) and tunnel(s) still open after shutdownGrace`);
+    }
+    await disposeAll(gen.parts, (part, err) =>
+      this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`),
+    );
+    this.activity.destroyAll();
+    gen.upstream.upstream.destroy();
     this.log.info("gatehouse stopped");
   }
 }
 
 export function fmtAddress(a: AddressInfo): string {
   return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/** The origin connection pools of one generation; a retired pool lets its requests finish. */
+class UpstreamPart implements Part {
+  readonly name = "proxy.upstream";
+
+  constructor(readonly upstream: Upstream) {}
+
+  async prepare(): Promise<void> {}
+
+  commit(): void {}
+
+  async abort(): Promise<void> {
+    this.upstream.destroy();
+  }
+
+  async dispose(): Promise<void> {
+    // close() lets requests in progress finish and then closes the pooled connections; waiting
+    // for it would hold a reload hostage to the slowest download.
+    this.upstream.close().catch(() => {});
+  }
+}
+
+// Interim adapters over the wave-1 DNS classes, until they are Parts themselves.
+
+class ResolverPart implements Part {
+  readonly name = "dns";
+  readonly resolver: DnsResolver;
+
+  constructor(config: Config, rules: Rules, log: Logger, events: Events, previous: ResolverPart | undefined) {
+    this.resolver = new DnsResolver({ cfg: config.dns, rules, log, events, previous: previous?.resolver });
+  }
+
+  prepare(): Promise<void> {
+    return this.resolver.prepare();
+  }
+  commit(): void {
+    this.resolver.commit();
+  }
+  abort(): Promise<void> {
+    return this.resolver.abort();
+  }
+  dispose(): Promise<void> {
+    return this.resolver.dispose();
+  }
+}
+
+class DnsListenPart implements Part {
+  readonly name = "dns.listen";
+  readonly server: DnsServer;
+
+  constructor(config: Config, resolver: () => DnsResolver, log: Logger, previous: DnsListenPart | undefined) {
+    this.server = new DnsServer({
+      listen: config.dns.listen,
+      resolver,
+      log,
+      tcpIdleTimeout: config.dns.tcpIdleTimeout,
+      previous: previous?.server,
+    });
+  }
+
+  get addresses(): { address: string; port: number }[] {
+    return this.server.addresses;
+  }
+
+  prepare(): Promise<void> {
+    return this.server.prepare();
+  }
+  commit(): void {
+    this.server.commit();
+  }
+  abort(): Promise<void> {
+    return this.server.abort();
+  }
+  dispose(): Promise<void> {
+    return this.server.dispose();
+  }
 }

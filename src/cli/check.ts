@@ -10,7 +10,10 @@ export async function checkCommand(args: { config?: string }): Promise<number> {
   try {
     const loaded = loadConfig(args.config);
     const rules = new Rules(loaded.config, undefined, DNS_FILE_KINDS);
+    rules.load();
     problems = rules.diagnostics();
+    const missing = rules.missingDirectory;
+    if (missing) process.stdout.write(`warning: rules directory ${missing} does not exist; no rules apply until it is created\n`);
     const lists = rules.current.lists;
     const perList = lists.map(
       (l) =>
@@ -20,7 +23,7 @@ export async function checkCommand(args: { config?: string }): Promise<number> {
       ...perList,
       `${loaded.file ?? "built-in defaults"}: ok; ${lists.length} list file${lists.length === 1 ? "" : "s"}, ${rules.current.firewall.size} firewall rule${rules.current.firewall.size === 1 ? "" : "s"}`,
     ].join("\n");
-    rules.close();
+    await rules.close();
   } catch (err) {
     if (!(err instanceof DiagnosticsError)) throw err;
     problems = err.diagnostics;

@@ -7,8 +7,9 @@ export interface Diagnostic {
   code: string;
 }
 
+/** "file:line: message"; a problem with the file as a whole (line 0) has no line. */
 export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.file}:${d.line}: ${d.message}`;
+  return d.line > 0 ? `${d.file}:${d.line}: ${d.message}` : `${d.file}: ${d.message}`;
 }
 
 /** Thrown where a whole file or config is rejected; carries every problem found, not only the first. */

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { type Document, isMap, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { type Diagnostic, DiagnosticsError } from "./diagnostic.js";
@@ -28,7 +29,29 @@ export function loadConfig(path: string | undefined): LoadedConfig {
       { file, line: 0, code: "GH_CONFIG_READ", message: `cannot read the config file (${code ?? String(err)})` },
     ]);
   }
-  return { config: parseConfig(text, file), file };
+  return { config: resolvePaths(parseConfig(text, file), dirname(resolve(file))), file };
+}
+
+/**
+ * Relative paths in a config file are relative to that file's directory, not to wherever gatehouse
+ * was started from (a service manager's working directory is rarely the config's). The embedded
+ * defaults stay relative to the working directory.
+ */
+export function resolvePaths(config: Config, base: string): Config {
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const logFile = (p: string) => (p === "" || p === "-" ? p : at(p));
+  return {
+    ...config,
+    rules: at(config.rules),
+    listsDir: at(config.listsDir),
+    certs: at(config.certs),
+    log: {
+      ...config.log,
+      access: { ...config.log.access, file: logFile(config.log.access.file) },
+      queries: { ...config.log.queries, file: logFile(config.log.queries.file) },
+    },
+    proxy: { ...config.proxy, cache: { ...config.proxy.cache, dir: at(config.proxy.cache.dir) } },
+  };
 }
 
 export function parseConfig(text: string, file: string): Config {

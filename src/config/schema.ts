@@ -78,6 +78,7 @@ const limits = z
     idleTimeout: duration("60s").describe("an idle keep-alive client connection is closed after this"),
     maxClientConnections: z.number().int().min(1).default(4096).describe("client connections open at once"),
     tunnelIdleTimeout: duration("10m").describe("a CONNECT tunnel with no bytes either way is closed after this"),
+    sendTimeout: duration("60s").describe("a client that takes no byte of its response for this long is cut off"),
   })
   .prefault({});
 

@@ -1,5 +1,7 @@
 import { connect, type Socket } from "node:net";
 import type { LookupFunction } from "../net/lookup.js";
+import type { Decision } from "../pipeline/stage.js";
+import { describeUpstreamError } from "./upstream-errors.js";
 
 export interface TunnelResult {
   /** Bytes sent to the client, for the access log. */
@@ -7,7 +9,13 @@ export interface TunnelResult {
   bytesToServer: number;
 }
 
-export type TunnelFailure = { status: 502 | 504; reason: string };
+export interface TunnelFailure {
+  status: number;
+  title: string;
+  message: string;
+  reason: string;
+  decision?: Decision;
+}
 
 /**
  * Relays bytes between a client and host:port after CONNECT. Each direction is a pipe with
@@ -22,18 +30,32 @@ export function openTunnel(opts: {
   lookup: LookupFunction;
   connectTimeoutMs: number;
   idleMs: number;
+  /** Checked once connected, on the address actually reached: a reason refuses the tunnel. */
+  refuse?: (address: string, port: number) => string | undefined;
   onEstablished: () => void;
   onFailure: (f: TunnelFailure) => void;
   onClose: (r: TunnelResult) => void;
 }): Socket {
   const { client } = opts;
   const server = connect({ host: opts.host, port: opts.port, lookup: opts.lookup as never, allowHalfOpen: true });
+  const target = `${opts.host}:${opts.port}`;
   let established = false;
   let closed = false;
   const clientStart = client.bytesWritten;
-  const connectTimer = setTimeout(() => {
+  const fail = (f: TunnelFailure) => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(connectTimer);
     server.destroy();
-    if (!established) opts.onFailure({ status: 504, reason: `${opts.host}:${opts.port} did not accept a connection in time` });
+    opts.onFailure(f);
+  };
+  const connectTimer = setTimeout(() => {
+    fail({
+      status: 504,
+      title: "Connection timed out",
+      message: `Could not open a tunnel: ${target} did not accept a connection in time.`,
+      reason: `${target} did not accept a connection in time`,
+    });
   }, opts.connectTimeoutMs);
 
   const finish = () => {
@@ -47,6 +69,17 @@ export function openTunnel(opts: {
 
   server.once("connect", () => {
     clearTimeout(connectTimer);
+    const refused = opts.refuse?.(server.remoteAddress ?? "", server.remotePort ?? 0);
+    if (refused) {
+      fail({
+        status: 403,
+        title: "Destination not allowed",
+        message: `Could not open a tunnel: ${refused}; a tunnel to it would loop back into the proxy.`,
+        reason: refused,
+        decision: { stage: "self", action: "deny", reason: refused },
+      });
+      return;
+    }
     established = true;
     opts.onEstablished();
     if (opts.head.length > 0) server.write(opts.head);
@@ -65,20 +98,27 @@ export function openTunnel(opts: {
     server.once("finish", halfDone);
   });
   server.once("error", (err: NodeJS.ErrnoException) => {
-    if (!established) {
-      clearTimeout(connectTimer);
-      const refusedLoopback = (err as { code?: string }).code === "GH_DEST_LOOPBACK";
-      opts.onFailure({
-        status: 502,
-        reason: refusedLoopback ? err.message : `${opts.host}:${opts.port}: ${err.code ?? err.message}`,
-      });
+    if (established) return finish();
+    const p = describeUpstreamError(err, { host: target, hostname: opts.host }, { connect: opts.connectTimeoutMs, headers: 0 });
+    fail({
+      status: p.page.status,
+      title: p.page.title,
+      message: p.page.status === 403 ? p.page.message : `Could not open a tunnel: ${target}: ${err.code ?? err.message}.`,
+      reason: `${target}: ${err.code ?? err.message}`,
+      decision: p.decision,
+    });
+  });
+  client.once("error", finish);
+  client.once("close", () => {
+    if (!closed && !established) {
       closed = true;
+      clearTimeout(connectTimer);
+      server.destroy();
+      opts.onClose({ bytesToClient: 0, bytesToServer: 0 });
       return;
     }
     finish();
   });
-  client.once("error", finish);
-  client.once("close", finish);
   server.once("close", () => {
     if (established) finish();
   });

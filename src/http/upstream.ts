@@ -1,11 +1,12 @@
-import { Agent, errors as undiciErrors } from "undici";
+import { Agent } from "undici";
 import type { Config } from "../config/schema.js";
-import { formatDuration } from "../config/units.js";
-import { type LookupFunction, LoopbackRefusedError, refuseLoopback } from "../net/lookup.js";
+import { type LookupFunction, refuseLoopback } from "../net/lookup.js";
+import type { Decision } from "../pipeline/stage.js";
 import { PushBody } from "./body.js";
 import type { HeaderList, HttpExchange, HttpResponse } from "./exchange.js";
 import { forwardRequestHeaders, isHopByHop } from "./headers.js";
 import type { PageText } from "./pages.js";
+import { describeUpstreamError } from "./upstream-errors.js";
 
 type UpstreamConfig = Config["proxy"]["upstream"];
 
@@ -13,10 +14,18 @@ type UpstreamConfig = Config["proxy"]["upstream"];
 export class UpstreamError extends Error {
   constructor(
     readonly page: PageText,
+    readonly decision?: Decision,
     cause?: unknown,
   ) {
     super(page.message, { cause });
   }
+}
+
+export interface FetchOptions {
+  /** Max-Forwards to send (OPTIONS/TRACE), already decremented. */
+  maxForwards?: number;
+  /** Send to this origin instead of the URL's (a front's backend); the client's Host is kept. */
+  origin?: string;
 }
 
 /**
@@ -47,112 +56,35 @@ export class Upstream {
     this.guarded = new Agent(options(refuseLoopback(lookup)));
   }
 
-  fetch(x: HttpExchange, maxForwards?: number): Promise<HttpResponse> {
+  fetch(x: HttpExchange, opts: FetchOptions = {}): Promise<HttpResponse> {
     const url = x.url;
     const headers = forwardRequestHeaders(x.rawHeaders, x.headers.connection, {
-      host: url.host,
+      host: opts.origin ? (typeof x.headers.host === "string" ? x.headers.host : url.host) : url.host,
       via: `${x.httpVersion} ${this.via}`,
-      maxForwards,
+      maxForwards: opts.maxForwards,
       forwardedFor: this.forwardedFor ? x.client.address : undefined,
     });
     const agent = x.client.loopback ? this.trusted : this.guarded;
-    if (x.body) x.sendContinue();
+    if (x.body) {
+      x.bodyTaken = true;
+      x.sendContinue();
+    }
     return new Promise<HttpResponse>((resolve, reject) => {
       const handler = new ResponseHandler(x, `1.1 ${this.via}`, resolve, (err) => reject(this.explain(err, url)));
       agent.dispatch(
-        { origin: url.origin, path: url.pathname + url.search, method: x.method, headers, body: x.body },
+        { origin: opts.origin ?? url.origin, path: url.pathname + url.search, method: x.method, headers, body: x.body },
         handler as never,
       );
     });
   }
 
   private explain(err: unknown, url: URL): UpstreamError {
-    const host = url.host;
-    const code = (err as { code?: string }).code ?? "";
-    const cause = (err as { cause?: { code?: string } }).cause;
-    const inner = cause?.code ?? code;
-    if (err instanceof LoopbackRefusedError || cause instanceof LoopbackRefusedError) {
-      return new UpstreamError(
-        {
-          status: 403,
-          title: "Destination not allowed",
-          message: `${url.hostname} resolves to this appliance's own loopback address, which only local clients may reach.`,
-        },
-        err,
-      );
-    }
-    if (inner === "GH_DNS_BLOCKED") {
-      return new UpstreamError(
-        {
-          status: 403,
-          title: "Blocked",
-          message: `${url.hostname} is blocked by the office's DNS rules (its name or a name it points to is listed).`,
-        },
-        err,
-      );
-    }
-    if (inner === "ENOTFOUND" || inner === "EAI_AGAIN" || inner === "ENODATA") {
-      return new UpstreamError(
-        {
-          status: 502,
-          title: "Name not found",
-          message: `The name ${url.hostname} could not be resolved (${inner}).`,
-          details: ["Check the spelling of the address, or whether the site still exists."],
-        },
-        err,
-      );
-    }
-    if (inner === "ECONNREFUSED") {
-      return new UpstreamError(
-        {
-          status: 502,
-          title: "Connection refused",
-          message: `The server at ${host} refused the connection (ECONNREFUSED).`,
-          details: ["The site may be down; try again later."],
-        },
-        err,
-      );
-    }
-    if (err instanceof undiciErrors.ConnectTimeoutError || code === "UND_ERR_CONNECT_TIMEOUT") {
-      return new UpstreamError(
-        {
-          status: 504,
-          title: "Connection timed out",
-          message: `The server at ${host} did not accept a connection within ${formatDuration(this.cfg.connectTimeout)}.`,
-        },
-        err,
-      );
-    }
-    if (err instanceof undiciErrors.HeadersTimeoutError || code === "UND_ERR_HEADERS_TIMEOUT") {
-      return new UpstreamError(
-        {
-          status: 504,
-          title: "Gateway timeout",
-          message: `The server at ${host} did not answer within ${formatDuration(this.cfg.headersTimeout)}.`,
-        },
-        err,
-      );
-    }
-    if (inner === "EHOSTUNREACH" || inner === "ENETUNREACH") {
-      return new UpstreamError(
-        { status: 502, title: "Server unreachable", message: `No route to the server at ${host} (${inner}).` },
-        err,
-      );
-    }
-    if (err instanceof undiciErrors.InvalidArgumentError || code === "UND_ERR_INVALID_ARG") {
-      return new UpstreamError(
-        { status: 400, title: "Bad request", message: `The request cannot be forwarded: ${(err as Error).message}.` },
-        err,
-      );
-    }
-    const what =
-      inner === "ECONNRESET" || code === "UND_ERR_SOCKET"
-        ? "reset the connection"
-        : `failed (${inner || (err as Error).message})`;
-    return new UpstreamError(
-      { status: 502, title: "Bad gateway", message: `The server at ${host} ${what} before sending a complete response.` },
+    const p = describeUpstreamError(
       err,
+      { host: url.host, hostname: url.hostname },
+      { connect: this.cfg.connectTimeout, headers: this.cfg.headersTimeout },
     );
+    return new UpstreamError(p.page, p.decision, err);
   }
 
   async close(): Promise<void> {
@@ -160,8 +92,8 @@ export class Upstream {
   }
 
   destroy(): void {
-    void this.trusted.destroy();
-    void this.guarded.destroy();
+    void this.trusted.destroy().catch(() => {});
+    void this.guarded.destroy().catch(() => {});
   }
 }
 
@@ -191,7 +123,7 @@ class ResponseHandler {
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200) {
-      if (status !== 100 && this.x.informational) this.x.informational(status, headersObject(raw));
+      if (status !== 100) this.x.informational(status, headersObject(raw));
       return true;
     }
     this.resumeFn = resume;

@@ -17,13 +17,14 @@ function listKind(role: "block" | "allow"): FileKind<DomainList> {
       return { value: list, diagnostics };
     },
     compileOffThread: (file, text) => compileInWorker(file, role, text),
+    count: (list) => list.stats.entries + list.stats.exceptions,
   };
 }
 
 /** The worker file beside this module: .ts when running from sources (tests), .js from dist/. */
 const WORKER_URL = new URL(`./compile-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 
-function compileInWorker(
+export function compileInWorker(
   file: string,
   role: "block" | "allow",
   text: string,
@@ -58,4 +59,5 @@ export const firewallFile: FileKind<Firewall> = {
     const { firewall, diagnostics } = Firewall.compile(file, text);
     return { value: firewall, diagnostics };
   },
+  count: (firewall) => firewall.size,
 };

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Agent, interceptors, request } from "undici";
 import type { Config } from "../config/schema.js";
+import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
-import { DomainList } from "./domain-list.js";
+import { compileInWorker } from "./kinds.js";
 
 type RemoteList = Config["lists"][number];
 
@@ -19,10 +20,14 @@ export function remoteListPath(dir: string, list: RemoteList): string {
 
 /**
  * Downloads the configured lists on their schedules into listsDir, where the rules store reads them
- * like local files. A failed or malformed download is logged and the last good copy stays.
+ * like local files. A failed or malformed download is logged and the last good copy stays. Each
+ * download is checked by compiling it on a worker thread (a million-line list takes about a second
+ * to compile, which must not stall the proxy and the DNS).
  */
 export class RemoteLists {
   private timers: NodeJS.Timeout[] = [];
+  private readonly tasks: Tasks;
+  private readonly stopping = new AbortController();
   private readonly dispatcher = new Agent({ headersTimeout: 30_000, bodyTimeout: 60_000, connect: { timeout: 10_000 } }).compose(
     interceptors.redirect({ maxRedirections: 5 }),
   );
@@ -31,11 +36,16 @@ export class RemoteLists {
     private readonly lists: readonly RemoteList[],
     private readonly dir: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.tasks = new Tasks(log, "remote lists");
+  }
 
   start(onUpdated: () => void): void {
     for (const list of this.lists) {
-      const run = () => void this.fetch(list).then((updated) => updated && onUpdated());
+      const run = () =>
+        this.tasks.run(`download ${list.url}`, async () => {
+          if (await this.fetch(list)) onUpdated();
+        });
       run();
       const t = setInterval(run, list.refresh);
       t.unref();
@@ -49,7 +59,7 @@ export class RemoteLists {
     const metaPath = `${path}.meta`;
     let meta: { etag?: string; lastModified?: string } = {};
     try {
-      meta = JSON.parse(readFileSync(metaPath, "utf8")) as typeof meta;
+      meta = JSON.parse(await readFile(metaPath, "utf8")) as typeof meta;
     } catch {
       // First download.
     }
@@ -57,7 +67,7 @@ export class RemoteLists {
       const headers: Record<string, string> = { "user-agent": "gatehouse list updater" };
       if (meta.etag) headers["if-none-match"] = meta.etag;
       if (meta.lastModified) headers["if-modified-since"] = meta.lastModified;
-      const res = await request(list.url, { dispatcher: this.dispatcher, headers });
+      const res = await request(list.url, { dispatcher: this.dispatcher, headers, signal: this.stopping.signal });
       if (res.statusCode === 304) {
         await res.body.dump();
         return false;
@@ -74,20 +84,25 @@ export class RemoteLists {
         chunks.push(chunk as Buffer);
       }
       const text = Buffer.concat(chunks).toString("utf8");
-      const { list: compiled, diagnostics } = DomainList.compile(list.url, list.type, text);
+      const { value: compiled, diagnostics } = await compileInWorker(list.url, list.type, text);
       const usable = compiled.stats.entries + compiled.stats.exceptions;
       if (usable === 0) throw new Error("no usable entries (an HTML error page, or an empty file?)");
       if (diagnostics.length > usable) throw new Error(`malformed: ${diagnostics.length} bad lines, ${usable} usable`);
-      mkdirSync(join(this.dir, list.type), { recursive: true });
+      if (this.stopping.signal.aborted) return false;
+      await mkdir(join(this.dir, list.type), { recursive: true });
       const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, text);
-      renameSync(tmp, path);
-      const etag = res.headers.etag;
-      const lastModified = res.headers["last-modified"];
-      writeFileSync(metaPath, JSON.stringify({ etag, lastModified }));
-      this.log.info({ url: list.url, entries: usable, file: path }, "remote list updated");
+      try {
+        await writeFile(tmp, text);
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => {});
+        throw err;
+      }
+      await writeFile(metaPath, JSON.stringify({ etag: res.headers.etag, lastModified: res.headers["last-modified"] }));
+      this.log.info({ url: list.url, entries: usable, file: path }, `remote list ${list.url} updated (${usable} entries)`);
       return true;
     } catch (err) {
+      if (this.stopping.signal.aborted) return false;
       this.log.warn(
         { url: list.url, err: (err as Error).message },
         `remote list ${list.url} not updated (${(err as Error).message}); the last good copy stays in force`,
@@ -96,9 +111,15 @@ export class RemoteLists {
     }
   }
 
-  stop(): void {
+  settle(): Promise<void> {
+    return this.tasks.settle();
+  }
+
+  async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    void this.dispatcher.close();
+    this.stopping.abort();
+    await this.tasks.settle();
+    await this.dispatcher.close();
   }
 }

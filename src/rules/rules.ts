@@ -1,15 +1,17 @@
+import { existsSync } from "node:fs";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
 import { allowFiles, blockFiles, firewallFile } from "./kinds.js";
 import { RemoteLists } from "./remote.js";
 import { RuleSet } from "./ruleset.js";
-import { type FileKind, RulesStore } from "./store.js";
+import { type FileKind, type FileSummary, RulesStore } from "./store.js";
 
 const SCAN_INTERVAL_MS = 1000;
 
 /**
  * The rules as the rest of gatehouse sees them: the current RuleSet (swapped whole when any file
  * changes) and the compiled values of other kinds (DNS local records) for whoever registered them.
+ * Life: load() reads and compiles everything; start() watches and downloads; close() stops both.
  */
 export class Rules {
   private readonly store: RulesStore;
@@ -29,6 +31,26 @@ export class Rules {
       ],
       log,
     );
+  }
+
+  /** The directories rule files come from, for showing rule paths relative to them. */
+  get roots(): string[] {
+    return [this.config.rules, this.config.listsDir];
+  }
+
+  /** A missing rules directory is not an error (it is watched and may appear), but it is news. */
+  get missingDirectory(): string | undefined {
+    return existsSync(this.config.rules) ? undefined : this.config.rules;
+  }
+
+  /** Reads and compiles every file (the first load, inline). */
+  load(): void {
+    const missing = this.missingDirectory;
+    if (missing)
+      this.log?.warn(
+        { dir: missing },
+        `rules directory ${missing} does not exist; no rules apply until it is created (it is watched)`,
+      );
     this.store.scan();
     this.rebuild();
   }
@@ -75,8 +97,19 @@ export class Rules {
     return this.store.diagnostics();
   }
 
-  close(): void {
-    this.store.close();
-    this.remote?.stop();
+  summary(): FileSummary[] {
+    return this.store.summary();
+  }
+
+  /** Resolves once changes already seen (off-thread compiles, downloads) have been applied. */
+  async settle(): Promise<void> {
+    await this.remote?.settle();
+    await this.store.settle();
+  }
+
+  async close(): Promise<void> {
+    await this.remote?.stop();
+    this.remote = undefined;
+    await this.store.close();
   }
 }

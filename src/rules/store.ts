@@ -1,6 +1,7 @@
 import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { join, relative } from "node:path";
 import { type Diagnostic, formatDiagnostic } from "../config/diagnostic.js";
+import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 
 /** A kind of file under a rules root: which paths it claims and how it compiles. */
@@ -11,6 +12,16 @@ export interface FileKind<T = unknown> {
   compile(display: string, text: string): { value: T; diagnostics: Diagnostic[] };
   /** The same, off the main thread; used for big files once gatehouse is serving. */
   compileOffThread?(display: string, text: string): Promise<{ value: T; diagnostics: Diagnostic[] }>;
+  /** Entries a compiled file holds, for the start and reload log lines. */
+  count?(value: T): number;
+}
+
+/** One file as the store holds it, for logs, `check` and the admin API. */
+export interface FileSummary {
+  file: string;
+  kind: string;
+  entries: number | undefined;
+  errors: number;
 }
 
 /** Files at least this big are compiled off the main thread while serving (~0.1 s of work). */
@@ -47,11 +58,14 @@ export class RulesStore {
   /** Set while watching: big files compile off the main thread and report here when done. */
   private onLateChange: (() => void) | undefined;
   private readonly compiling = new Map<string, string>();
+  private readonly tasks: Tasks;
 
   constructor(
     private readonly roots: readonly Root[],
     private readonly log: Logger | undefined,
-  ) {}
+  ) {
+    this.tasks = new Tasks(log ?? { warn: (_o, msg) => process.emitWarning(msg) }, "rules");
+  }
 
   /** Reads every file; returns true if anything changed since the last scan. */
   scan(): boolean {
@@ -100,20 +114,19 @@ export class RulesStore {
       if (this.compiling.get(abs) === stamp) return false;
       this.compiling.set(abs, stamp);
       const notify = this.onLateChange;
-      kind.compileOffThread(display, text).then(
-        ({ value, diagnostics }) => {
-          if (this.compiling.get(abs) !== stamp) return;
-          this.compiling.delete(abs);
-          if (this.apply(abs, kind, display, stamp, value, diagnostics)) notify();
-        },
-        (err: Error) => {
-          this.compiling.delete(abs);
-          this.log?.error(
-            { file: display, err: err.message },
-            `${display}: could not compile; the last good version stays in force`,
-          );
-        },
-      );
+      this.tasks.run(`compile ${display}`, async () => {
+        let compiled: { value: unknown; diagnostics: Diagnostic[] };
+        let current = false;
+        try {
+          compiled = await (kind.compileOffThread as NonNullable<FileKind["compileOffThread"]>)(display, text);
+        } finally {
+          // A newer version of the file (or its removal) since this compile started wins.
+          current = this.compiling.get(abs) === stamp;
+          if (current) this.compiling.delete(abs);
+        }
+        if (!current) return;
+        if (this.apply(abs, kind, display, stamp, compiled.value, compiled.diagnostics)) notify();
+      });
       return false;
     }
     const { value, diagnostics } = kind.compile(display, text);
@@ -130,7 +143,10 @@ export class RulesStore {
       return false;
     }
     this.entries.set(abs, { kind, display, stamp, value, diagnostics, good });
-    if (previous) this.log?.info({ file: display }, `${display}: reloaded`);
+    if (previous) {
+      const entries = kind.count?.(value);
+      this.log?.info({ file: display, entries }, `${display}: reloaded${entries === undefined ? "" : ` (${entries} entries)`}`);
+    }
     return true;
   }
 
@@ -144,6 +160,17 @@ export class RulesStore {
 
   diagnostics(): Diagnostic[] {
     return [...this.entries.values()].flatMap((e) => e.diagnostics);
+  }
+
+  summary(): FileSummary[] {
+    return [...this.entries.values()]
+      .sort((a, b) => (a.display < b.display ? -1 : 1))
+      .map((e) => ({ file: e.display, kind: e.kind.name, entries: e.kind.count?.(e.value), errors: e.diagnostics.length }));
+  }
+
+  /** Resolves once every off-thread compile started so far has been applied. */
+  settle(): Promise<void> {
+    return this.tasks.settle();
   }
 
   /** Rescans every `intervalMs`, and soon after the file system reports a change. */
@@ -171,11 +198,13 @@ export class RulesStore {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.timer);
     clearTimeout(this.pending);
     for (const w of this.watchers) w.close();
     this.watchers = [];
+    this.onLateChange = undefined;
+    await this.tasks.settle();
   }
 }
 

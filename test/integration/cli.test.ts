@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runGatehouse, spawnGatehouse } from "../helpers/cli.js";
 import { startOrigin } from "../helpers/origin.js";
+import { freePort } from "../helpers/ports.js";
 import { viaProxy } from "../helpers/proxy.js";
+import { rulesDir } from "../helpers/rules.js";
 
 function tempConfig(yaml: string): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-cli-"));
@@ -106,16 +109,115 @@ describe("gatehouse command", () => {
   });
 });
 
+describe("gatehouse start: stopping", () => {
+  it("SIGTERM refuses new connections at once and cuts what is still open after shutdownGrace, saying how many", async () => {
+    const origin = await startOrigin((_q, s) => s.write("never finishes"));
+    const { dir, file } = tempConfig(`${QUIET}shutdownGrace: 500ms\nproxy:\n  listen: ["127.0.0.1:0"]\n`);
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      const started = await run.waitFor(/gatehouse started/);
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(started)?.[1]);
+      const pending = viaProxy(port, `${origin.url}/forever`).catch(() => "cut");
+      while (origin.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+      run.child.kill("SIGTERM");
+      // A new connection right after the signal is refused, not queued behind the open request.
+      const refused = await new Promise<boolean>((resolve) => {
+        const tryOnce = () => {
+          const s = connect(port, "127.0.0.1");
+          s.once("connect", () => {
+            s.destroy();
+            setTimeout(tryOnce, 10);
+          });
+          s.once("error", () => resolve(true));
+        };
+        tryOnce();
+      });
+      assert.equal(refused, true);
+      assert.equal(await run.exited, 0);
+      assert.equal(await pending, "cut");
+      assert.match(run.stderr(), /closed 1 request\(s\) and tunnel\(s\) still open after shutdownGrace/);
+    } finally {
+      run.child.kill("SIGKILL");
+      await origin.close();
+    }
+  });
+});
+
+describe("gatehouse start: what it says", () => {
+  it("logs every listener, the admin one included, and the entries of each rules file", async () => {
+    const rules = rulesDir({ "block/ads.txt": "a.example\nb.example\n" });
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: ""\nrules: ${rules}\ndns:\n  listen: []\nadmin:\n  listen: "127.0.0.1:0"\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      const started = await run.waitFor(/gatehouse started/);
+      assert.match(started, /"proxy":\["127\.0\.0\.1:\d+"\]/);
+      assert.match(started, /"admin":"127\.0\.0\.1:\d+"/);
+      assert.match(started, /block\/ads\.txt":2/);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+    }
+  });
+
+  it("reports a missing config file without a line number", async () => {
+    const r = await runGatehouse(["check", "-c", "/nonexistent/gatehouse.yaml"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^\/nonexistent\/gatehouse\.yaml: cannot read the config file \(ENOENT\)$/m);
+    assert.doesNotMatch(r.stdout, /:0:/);
+  });
+
+  it("warns in check when the rules directory does not exist", async () => {
+    const { dir, file } = tempConfig(`${QUIET}rules: ./no-such-rules\n`);
+    const r = await runGatehouse(["check", "-c", file], dir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /warning: rules directory .*no-such-rules does not exist/);
+  });
+
+  it("reads relative paths in the config file from the file's directory", async () => {
+    const { dir, file } = tempConfig(`${QUIET}rules: ./my-rules\n`);
+    mkdirSync(join(dir, "my-rules/block"), { recursive: true });
+    writeFileSync(join(dir, "my-rules/block/x.txt"), "relative.example\n");
+    const r = await runGatehouse(["explain", "relative.example", "-c", file], tmpdir());
+    assert.match(r.stdout, /^relative\.example: BLOCK$/m);
+  });
+});
+
+describe("gatehouse explain against a running gatehouse", () => {
+  it("explains what is in force, which may be the last good version of a file", async () => {
+    const rules = rulesDir({ "block/ads.txt": "served.example\n" });
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: ""\nrules: ${rules}\ndns:\n  listen: []\n  upstreams: ["127.0.0.1:9"]\nadmin:\n  listen: "127.0.0.1:${await freePort()}"\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      await run.waitFor(/gatehouse started/);
+      // A broken edit: the running process keeps the last good version; the files alone would not.
+      writeFileSync(join(rules, "block/ads.txt"), "other.example\nnot a domain\n");
+      await run.waitFor(/has errors; its last good version stays in force/);
+      const r = await runGatehouse(["explain", "served.example", "-c", file], dir);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^served\.example: BLOCK$/m);
+      assert.doesNotMatch(r.stderr, /explained from the files/);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+    }
+  });
+
+  it("says so when it explains from the files because nothing runs", async () => {
+    const { dir, file } = tempConfig(`dns:\n  listen: []\nadmin:\n  listen: "127.0.0.1:${await freePort()}"\n`);
+    const r = await runGatehouse(["explain", "example.com", "-c", file], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no running gatehouse answers on http:\/\/127\.0\.0\.1:\d+; explained from the files/);
+    assert.match(r.stdout, /^example\.com: ALLOW$/m);
+  });
+});
+
 describe("gatehouse cache", () => {
   it("prints the running proxy's cache stats and purges a URL", async () => {
-    const { createServer } = await import("node:net");
-    const free = await new Promise<number>((resolve) => {
-      const s = createServer();
-      s.listen(0, "127.0.0.1", () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => resolve(port));
-      });
-    });
+    const free = await freePort();
     const origin = await startOrigin((_q, s) => {
       s.writeHead(200, { "cache-control": "max-age=600" });
       s.end("cacheable");
@@ -140,6 +242,13 @@ describe("gatehouse cache", () => {
       await run.exited;
       await origin.close();
     }
+  });
+
+  it("refuses to purge something that is not a URL, with exit 2", async () => {
+    const { dir, file } = tempConfig(QUIET);
+    const r = await runGatehouse(["cache", "purge", "not a url", "-c", file], dir);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /"not a url" is not a URL/);
   });
 
   it("says so when no gatehouse is running", async () => {

@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
+import { Tasks } from "../../lifecycle/tasks.js";
 import type { Logger } from "../../log/logger.js";
 import { flattenHeaders, type HeaderList } from "../exchange.js";
 import { parseCacheControl } from "./directives.js";
 import type { CachedResponse } from "./entry.js";
+import { fieldLines } from "./policy.js";
+import type { CacheStore } from "./store.js";
 
 interface Meta {
   v: 1;
@@ -33,25 +35,34 @@ interface IndexEntry {
   varyNames: string[];
 }
 
+/** Entries whose metadata is read at once while the index is rebuilt. */
+const OPEN_AT_ONCE = 32;
+/** The metadata of an entry is at its start; a read of this size almost always holds all of it. */
+const META_READ = 8 * 1024;
+
 /**
  * The disk tier: one file per response, [4-byte meta length][meta JSON][body], written to a temp
  * file and renamed so a crash never leaves half an entry under a real name. Every read checks the
  * body's length and SHA-256; a truncated or corrupt file is deleted and treated as a miss. Bounded
- * in bytes, least recently used out first. Any write error (a full or failing disk) turns the tier
- * off with one warning; the memory tier goes on alone.
+ * in bytes, least recently used out first. No call here blocks the event loop: the index is rebuilt
+ * at start from each entry's metadata only, and writes and deletes run in the background, owned
+ * by `tasks`. Any write error (a full or failing disk) turns the tier off with one warning; the
+ * memory tier goes on alone.
  */
-export class DiskStore {
+export class DiskStore implements CacheStore {
   private readonly index: LRUCache<string, IndexEntry>;
   private enabled = true;
   /** Keys by URL, so purges and miss reports never scan the whole index. */
   private readonly byUrl = new Map<string, Set<string>>();
   private seq = 0;
+  private readonly tasks: Tasks;
 
   constructor(
     private readonly dir: string,
     maxBytes: number,
     private readonly log: Logger,
   ) {
+    this.tasks = new Tasks(log, "disk cache");
     this.index = new LRUCache<string, IndexEntry>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (e) => Math.max(1, e.size),
@@ -59,37 +70,34 @@ export class DiskStore {
         const keys = this.byUrl.get(e.url);
         keys?.delete(key);
         if (keys?.size === 0) this.byUrl.delete(e.url);
-        if (reason === "evict" || reason === "delete" || reason === "set") void unlink(e.file).catch(() => {});
+        if (reason === "evict" || reason === "delete" || reason === "set") this.remove(e.file);
       },
     });
   }
 
-  /** Rebuilds the index from the files a previous run left. */
-  open(): void {
+  /** Rebuilds the index from the files a previous run left, reading only their metadata. */
+  async open(): Promise<void> {
     try {
-      mkdirSync(this.dir, { recursive: true });
+      await mkdir(this.dir, { recursive: true });
       const found: { key: string; entry: IndexEntry; mtime: number }[] = [];
-      for (const sub of readdirSync(this.dir)) {
-        const subdir = join(this.dir, sub);
+      const files: string[] = [];
+      for (const sub of await readdir(this.dir)) {
         if (!/^[0-9a-f]{2}$/.test(sub)) continue;
-        for (const name of readdirSync(subdir)) {
-          const file = join(subdir, name);
-          if (name.endsWith(".tmp")) {
-            void unlink(file).catch(() => {});
-            continue;
-          }
-          const meta = readMeta(file);
-          if (!meta) {
-            void unlink(file).catch(() => {});
-            continue;
-          }
-          const st = statSync(file);
-          found.push({
-            key: meta.key,
-            entry: { file, size: st.size, url: meta.url, varyNames: meta.varyNames },
-            mtime: st.mtimeMs,
-          });
-        }
+        for (const name of await readdir(join(this.dir, sub))) files.push(join(this.dir, sub, name));
+      }
+      for (let i = 0; i < files.length; i += OPEN_AT_ONCE) {
+        await Promise.all(
+          files.slice(i, i + OPEN_AT_ONCE).map(async (file) => {
+            if (file.endsWith(".tmp")) return this.remove(file);
+            const head = await readHead(file);
+            if (!head) return this.remove(file);
+            found.push({
+              key: head.meta.key,
+              entry: { file, size: head.fileSize, url: head.meta.url, varyNames: head.meta.varyNames },
+              mtime: head.mtime,
+            });
+          }),
+        );
       }
       found.sort((a, b) => a.mtime - b.mtime);
       for (const f of found) this.remember(f.key, f.entry);
@@ -102,16 +110,16 @@ export class DiskStore {
     return this.enabled;
   }
 
-  has(key: string): boolean {
-    return this.enabled && this.index.has(key);
-  }
-
-  async get(key: string): Promise<CachedResponse | undefined> {
+  get(key: string): Promise<CachedResponse | undefined> | undefined {
+    if (!this.enabled) return undefined;
     const entry = this.index.get(key);
     if (!entry) return undefined;
+    return this.read(key, entry);
+  }
+
+  private async read(key: string, entry: IndexEntry): Promise<CachedResponse | undefined> {
     try {
-      const buf = await readFile(entry.file);
-      const decoded = decode(buf);
+      const decoded = decode(await readFile(entry.file));
       if (!decoded || decoded.key !== key) throw new Error("corrupt entry");
       return decoded;
     } catch {
@@ -121,8 +129,12 @@ export class DiskStore {
     }
   }
 
-  async set(e: CachedResponse): Promise<void> {
+  set(e: CachedResponse): void {
     if (!this.enabled || e.body.length > this.index.maxSize) return;
+    this.tasks.run(`store ${e.url}`, () => this.write(e));
+  }
+
+  private async write(e: CachedResponse): Promise<void> {
     const hash = createHash("sha256").update(e.key).digest("hex");
     const subdir = join(this.dir, hash.slice(0, 2));
     const file = join(subdir, `${hash}.entry`);
@@ -148,12 +160,12 @@ export class DiskStore {
     len.writeUInt32BE(json.length, 0);
     const tmp = `${file}.${process.pid}.${++this.seq}.tmp`;
     try {
-      mkdirSync(subdir, { recursive: true });
+      await mkdir(subdir, { recursive: true });
       await writeFile(tmp, Buffer.concat([len, json, e.body]));
       await rename(tmp, file);
-      this.remember(e.key, { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames });
+      if (this.enabled) this.remember(e.key, { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames });
     } catch (err) {
-      void unlink(tmp).catch(() => {});
+      await unlink(tmp).catch(() => {});
       this.disable(err);
     }
   }
@@ -166,14 +178,21 @@ export class DiskStore {
     keys.add(key);
   }
 
+  private remove(file: string): void {
+    this.tasks.run(`remove ${file}`, () =>
+      unlink(file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      }),
+    );
+  }
+
   deleteUrl(url: string): number {
     const keys = [...(this.byUrl.get(url) ?? [])];
     for (const key of keys) this.index.delete(key);
     return keys.length;
   }
 
-  /** Vary field names of every URL on disk, to seed lookups after a restart. */
-  *varyIndex(): Generator<[url: string, names: string[]]> {
+  *varyIndex(): Iterable<[string, string[]]> {
     for (const e of this.index.values()) yield [e.url, e.varyNames];
   }
 
@@ -189,6 +208,10 @@ export class DiskStore {
     return this.index.calculatedSize;
   }
 
+  async close(): Promise<void> {
+    await this.tasks.settle();
+  }
+
   private disable(err: unknown): void {
     if (!this.enabled) return;
     this.enabled = false;
@@ -199,32 +222,39 @@ export class DiskStore {
   }
 }
 
-function readMeta(file: string): Meta | undefined {
+/** An entry's metadata, read from the start of its file without reading the body. */
+async function readHead(file: string): Promise<{ meta: Meta; fileSize: number; mtime: number } | undefined> {
+  const fh = await open(file, "r").catch(() => undefined);
+  if (!fh) return undefined;
   try {
-    const buf = readFileSync(file);
-    return decodeMeta(buf)?.meta;
+    const st = await fh.stat();
+    let buf = Buffer.alloc(Math.min(META_READ, st.size));
+    await fh.read(buf, 0, buf.length, 0);
+    if (buf.length < 4) return undefined;
+    const len = buf.readUInt32BE(0);
+    if (4 + len > st.size) return undefined;
+    if (4 + len > buf.length) {
+      buf = Buffer.alloc(4 + len);
+      await fh.read(buf, 0, buf.length, 0);
+    }
+    const meta = JSON.parse(buf.toString("utf8", 4, 4 + len)) as Meta;
+    if (meta.v !== 1 || 4 + len + meta.size !== st.size) return undefined;
+    return { meta, fileSize: st.size, mtime: st.mtimeMs };
   } catch {
     return undefined;
+  } finally {
+    await fh.close();
   }
 }
 
-function decodeMeta(buf: Buffer): { meta: Meta; bodyStart: number } | undefined {
+function decode(buf: Buffer): CachedResponse | undefined {
   if (buf.length < 4) return undefined;
   const len = buf.readUInt32BE(0);
   if (4 + len > buf.length) return undefined;
   const meta = JSON.parse(buf.toString("utf8", 4, 4 + len)) as Meta;
   if (meta.v !== 1) return undefined;
-  return { meta, bodyStart: 4 + len };
-}
-
-function decode(buf: Buffer): CachedResponse | undefined {
-  const parsed = decodeMeta(buf);
-  if (!parsed) return undefined;
-  const { meta, bodyStart } = parsed;
-  const body = buf.subarray(bodyStart);
+  const body = buf.subarray(4 + len);
   if (body.length !== meta.size || createHash("sha256").update(body).digest("hex") !== meta.sha256) return undefined;
-  const flat = flattenHeaders(meta.headers);
-  const cc = parseCacheControl(meta.headers.filter(([n]) => n === "cache-control").map(([, v]) => String(v)));
   return {
     key: meta.key,
     url: meta.url,
@@ -236,10 +266,10 @@ function decode(buf: Buffer): CachedResponse | undefined {
     dateValue: meta.dateValue,
     ageValue: meta.ageValue,
     lifetime: meta.lifetime,
-    cc,
+    cc: parseCacheControl(fieldLines(meta.headers, "cache-control")),
     varyNames: meta.varyNames,
     etag: meta.etag,
     lastModified: meta.lastModified,
-    flat,
+    flat: flattenHeaders(meta.headers),
   };
 }

@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { CachedResponse } from "./entry.js";
+import type { CacheStore } from "./store.js";
 
 /** Header bytes counted against the budget besides the body (names, values, bookkeeping). */
 const OVERHEAD = 512;
@@ -14,22 +15,23 @@ export function entrySize(e: CachedResponse): number {
  * The memory tier: bounded in bytes, least recently used out first. Keeps an index from URL to
  * its variants' keys, so a purge or an invalidation finds every Vary variant.
  */
-export class MemoryStore {
+export class MemoryStore implements CacheStore {
   private readonly lru: LRUCache<string, CachedResponse>;
   private readonly byUrl = new Map<string, Set<string>>();
 
-  constructor(maxBytes: number, onEvict?: (e: CachedResponse) => void) {
+  constructor(maxBytes: number) {
     this.lru = new LRUCache<string, CachedResponse>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: entrySize,
-      dispose: (e, key, reason) => {
+      dispose: (e, key) => {
         const set = this.byUrl.get(e.url);
         set?.delete(key);
         if (set?.size === 0) this.byUrl.delete(e.url);
-        if (reason === "evict") onEvict?.(e);
       },
     });
   }
+
+  async open(): Promise<void> {}
 
   get(key: string): CachedResponse | undefined {
     return this.lru.get(key);
@@ -48,12 +50,15 @@ export class MemoryStore {
     return this.byUrl.has(url);
   }
 
-  /** Removes every variant of a URL; returns how many. */
   deleteUrl(url: string): number {
     const keys = [...(this.byUrl.get(url) ?? [])];
     for (const k of keys) this.lru.delete(k);
     this.byUrl.delete(url);
     return keys.length;
+  }
+
+  *varyIndex(): Iterable<[string, string[]]> {
+    for (const e of this.lru.values()) yield [e.url, e.varyNames];
   }
 
   get entries(): number {
@@ -64,7 +69,7 @@ export class MemoryStore {
     return this.lru.calculatedSize;
   }
 
-  values(): IterableIterator<CachedResponse> {
-    return this.lru.values();
+  async close(): Promise<void> {
+    this.lru.clear();
   }
 }

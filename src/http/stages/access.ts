@@ -1,11 +1,9 @@
 import type { AddressSet } from "../../net/address.js";
 import { isLoopbackHost } from "../../net/lookup.js";
 import type { Stage } from "../../pipeline/stage.js";
-import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
+import type { HttpExchange, HttpOutcome } from "../exchange.js";
 import { viaNames } from "../headers.js";
-import type { PageText } from "../pages.js";
-
-export type PageMaker = (x: HttpExchange, page: PageText) => HttpResponse;
+import type { PageMaker, PageText } from "../pages.js";
 
 /**
  * Who may use the proxy and where it may go, before any rule file is consulted: the office ranges
@@ -26,7 +24,7 @@ export function accessStage(opts: {
   return {
     name: "access",
     handle(x, next) {
-      if (!opts.clients.has(x.client.address)) {
+      if (!x.client.unknown && !opts.clients.has(x.client.address)) {
         return deny(x, "client not in proxy.clients", {
           status: 403,
           title: "Access denied",

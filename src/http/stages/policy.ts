@@ -3,7 +3,7 @@ import type { Stage } from "../../pipeline/stage.js";
 import { normalizeDomain } from "../../rules/domain.js";
 import type { RuleSet } from "../../rules/ruleset.js";
 import type { HttpExchange, HttpOutcome } from "../exchange.js";
-import type { PageMaker } from "./access.js";
+import type { PageMaker } from "../pages.js";
 
 /**
  * The admin's rules for one request: firewall.rules first (first match wins), then the block and
@@ -15,7 +15,7 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
     handle(x, next) {
       const host = isIP(x.host) ? x.host : (normalizeDomain(x.host) ?? x.host);
       const verdict = rules().policy({
-        client: x.client.address,
+        client: x.client.unknown ? undefined : x.client.address,
         host,
         port: x.port,
         method: x.method,
@@ -27,8 +27,8 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
         return next(x);
       }
       const rule = verdict.rule;
-      const where = rule ? `${rule.file}:${rule.line}` : "";
-      x.decisions.push({ stage: verdict.stage, action: verdict.action, reason: `${verdict.action} by ${where}`, rule });
+      const where = rule ? ` by ${rule.file}:${rule.line}` : "";
+      x.decisions.push({ stage: verdict.stage, action: verdict.action, reason: `${verdict.action}${where}`, rule });
       x.log.cache = "TCP_DENIED";
       const what = x.connect ? `${x.host}:${x.port}` : x.url.href;
       if (verdict.action === "deny") {
@@ -37,7 +37,7 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
             status: 403,
             title: "Access denied",
             message: `The office firewall does not allow this connection to ${what}.`,
-            details: rule ? [`Rule: ${where}: ${rule.text}`] : [],
+            rule,
           }),
         );
       }
@@ -46,8 +46,8 @@ export function policyStage(rules: () => RuleSet, page: PageMaker): Stage<HttpEx
           status: 403,
           title: "Blocked",
           message: `${x.host} is blocked by the office's ${verdict.stage === "firewall" ? "firewall rules" : "blocklist"}.`,
-          details: rule ? [`Blocked ${what}`, `Rule: ${where}: ${rule.text}`] : [`Blocked ${what}`],
-          headers: [["x-gatehouse-blocked-by", where]],
+          details: [`Blocked ${what}`],
+          rule,
         }),
       );
     },

@@ -1,0 +1,57 @@
+import { request } from "undici";
+import type { Config } from "../config/schema.js";
+import { parseListen } from "../net/address.js";
+
+/** The admin API of the gatehouse that runs with this config, as the CLI reaches it. */
+export class AdminClient {
+  readonly base: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(config: Config) {
+    const addr = parseListen(config.admin.listen);
+    if (typeof addr === "string") throw new Error(`admin.listen: ${addr}`);
+    const host = addr.host === undefined || addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host;
+    this.base = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+    this.headers = config.admin.password
+      ? { authorization: `Basic ${Buffer.from(`admin:${config.admin.password}`).toString("base64")}` }
+      : {};
+  }
+
+  /** A JSON call; throws NotRunning when nothing answers, Error with the API's message otherwise. */
+  async call<T>(method: "GET" | "POST", path: string): Promise<T> {
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(`${this.base}${path}`, { method, headers: this.headers });
+    } catch (err) {
+      const e = err as { code?: string; errors?: { code?: string }[] };
+      if (e.code === "ECONNREFUSED" || e.errors?.some((x) => x.code === "ECONNREFUSED")) throw new NotRunning(this.base);
+      throw err;
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? text;
+      } catch {
+        // Not JSON: show it as it is.
+      }
+      throw new ApiError(res.statusCode, message.trim());
+    }
+    return JSON.parse(text) as T;
+  }
+}
+
+export class NotRunning extends Error {
+  constructor(readonly base: string) {
+    super(`no gatehouse answers on ${base} (admin.listen); is it running?`);
+  }
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,66 @@
+import type { Server } from "node:http";
+import type { Socket } from "node:net";
+
+/**
+ * Requests and tunnels in progress across every HTTP listener and every generation of the config,
+ * so that a stop can wait for them (up to shutdownGrace) and then close exactly what is left.
+ */
+export class Activity {
+  private active = 0;
+  private waiters: (() => void)[] = [];
+  /** Client sockets of open tunnels: node's server no longer tracks them after CONNECT. */
+  readonly tunnels = new Set<Socket>();
+  /** Every server still open, including ones a reload retired that are finishing their requests. */
+  readonly servers = new Set<Server>();
+
+  begin(): void {
+    this.active++;
+  }
+
+  end(): void {
+    this.active--;
+    if (this.active === 0 && this.tunnels.size === 0) this.wake();
+  }
+
+  addTunnel(client: Socket): void {
+    this.tunnels.add(client);
+  }
+
+  removeTunnel(client: Socket): void {
+    this.tunnels.delete(client);
+    if (this.active === 0 && this.tunnels.size === 0) this.wake();
+  }
+
+  /** Requests in progress plus open tunnels. */
+  get count(): number {
+    return this.active + this.tunnels.size;
+  }
+
+  /** Resolves true when nothing is in progress, or false once `ms` have passed. */
+  idle(ms: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        resolve(false);
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.waiters.push(done);
+    });
+  }
+
+  /** Closes every connection still open; returns how many requests and tunnels were cut. */
+  destroyAll(): number {
+    const cut = this.count;
+    for (const s of this.servers) s.closeAllConnections();
+    for (const t of this.tunnels) t.destroy();
+    return cut;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}

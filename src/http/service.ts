@@ -1,0 +1,164 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Config } from "../config/schema.js";
+import type { Events } from "../events/events.js";
+import type { Logger } from "../log/logger.js";
+import type { Handler } from "../pipeline/stage.js";
+import { accessEvent } from "./access-entry.js";
+import type { Activity } from "./activity.js";
+import { handleConnect, type TunnelSettings } from "./connect.js";
+import { type ConnectionContext, HttpExchange, type HttpOutcome, type HttpResponse, nextRequestId } from "./exchange.js";
+import type { HttpHandlers } from "./listener.js";
+import type { PageMaker } from "./pages.js";
+import { statusText } from "./pages.js";
+import { writeResponse } from "./respond.js";
+import { UpstreamError } from "./upstream.js";
+
+export interface ServiceDeps {
+  chain: Handler<HttpExchange, HttpOutcome>;
+  page: PageMaker;
+  limits: Config["proxy"]["limits"];
+  tunnel: TunnelSettings;
+  events: Events;
+  log: Logger;
+  activity: Activity;
+}
+
+/**
+ * The one request path behind every HTTP listener: an exchange from the request and its connection,
+ * the listener kind's chain, the outcome written back, one access event. Forward, intercepted and
+ * front requests differ only in the chain and the connection context they arrive with.
+ */
+export class HttpService implements HttpHandlers {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  request(req: IncomingMessage, res: ServerResponse, ctx: ConnectionContext): void {
+    const { deps } = this;
+    const timing = { start: Date.now(), t0: performance.now() };
+    const socket = req.socket;
+    const bytesBefore = socket.bytesWritten;
+    const body = hasBody(req) ? req : null;
+    const x = new HttpExchange({
+      ctx,
+      method: req.method ?? "GET",
+      target: req.url ?? "/",
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      httpVersion: req.httpVersion,
+      body,
+      interim: res,
+    });
+    deps.activity.begin();
+    res.once("close", () => {
+      if (!res.writableFinished) x.abort.fire();
+      deps.activity.end();
+      if (deps.events.access.active)
+        deps.events.access.emit(accessEvent(x, timing, res.statusCode, socket.bytesWritten - bytesBefore));
+    });
+    if (body) {
+      body.setTimeout(Math.max(deps.limits.idleTimeout, 60_000), () => body.destroy(new Error("request body stalled")));
+      body.once("end", () => socket.setTimeout(0));
+    }
+    deps.chain(x).then(
+      (out) => {
+        if (out.kind !== "response") throw new Error(`a ${out.kind} outcome for a plain request`);
+        this.finish(req, res, x, out);
+      },
+      (err: unknown) => {
+        if (x.abort.aborted) return;
+        this.finish(req, res, x, this.failure(x, err));
+      },
+    );
+  }
+
+  private finish(req: IncomingMessage, res: ServerResponse, x: HttpExchange, out: HttpResponse): void {
+    // A body nobody read (the request was answered here): drain it so the connection can go on.
+    if (!x.bodyTaken) req.resume();
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    x.log.contentType = contentTypeOf(out);
+    if (writeResponse(res, out, this.deps.limits.sendTimeout)) return;
+    this.deps.log.warn(
+      { id: x.id, client: x.client.address, url: x.target },
+      "origin sent a response header that cannot be relayed",
+    );
+    const page = this.deps.page(x, {
+      status: 502,
+      title: "Bad gateway",
+      message: `The server at ${x.url?.host ?? x.host} sent a malformed response header.`,
+    });
+    x.log.contentType = contentTypeOf(page);
+    writeResponse(res, page, this.deps.limits.sendTimeout);
+  }
+
+  private failure(x: HttpExchange, err: unknown): HttpResponse {
+    if (err instanceof UpstreamError) {
+      x.log.hierarchy = "HIER_DIRECT";
+      x.log.peer = x.host;
+      if (err.decision) x.decisions.push(err.decision);
+      this.deps.log.warn({ id: x.id, client: x.client.address, url: x.target, status: err.page.status }, err.message);
+      return this.deps.page(x, err.page);
+    }
+    this.deps.log.error({ id: x.id, client: x.client.address, url: x.target, err }, "request failed inside the proxy");
+    return this.deps.page(x, {
+      status: 500,
+      title: "Internal error",
+      message: "The proxy failed while handling this request; the error is in its log.",
+    });
+  }
+
+  connect(req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): void {
+    handleConnect(this.deps, req, socket, head, ctx);
+  }
+
+  clientError(err: NodeJS.ErrnoException, socket: Socket, ctx: ConnectionContext): void {
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason] =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "request header section too large"]
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT" || err.code === "ERR_HTTP_HEADERS_TIMEOUT"
+          ? [408, "request headers not received in time"]
+          : [400, `malformed request (${err.code ?? "parse error"}: ${err.message})`];
+    const client = ctx.client.address;
+    this.deps.log.info({ client, code: err.code }, `refused a request from ${client}: ${reason}`);
+    this.deps.events.access.emit({
+      start: Date.now(),
+      durationMs: 0,
+      client,
+      listener: ctx.listener,
+      result: "NONE_NONE",
+      status,
+      bytes: 0,
+      method: "-",
+      url: "error:invalid-request",
+      hierarchy: "HIER_NONE",
+      peer: "-",
+      id: nextRequestId(),
+    });
+    const body = `${status} ${statusText(status)}: ${reason}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  if (req.headers["transfer-encoding"] !== undefined) return true;
+  const cl = req.headers["content-length"];
+  return cl !== undefined && cl !== "0";
+}
+
+function contentTypeOf(out: HttpResponse): string | undefined {
+  if (out.flat) {
+    const flat = out.flat;
+    for (let i = 0; i < flat.length; i += 2) if (flat[i] === "content-type") return flat[i + 1];
+    return undefined;
+  }
+  for (const [n, v] of out.headers) if (n === "content-type") return Array.isArray(v) ? v[0] : v;
+  return undefined;
+}

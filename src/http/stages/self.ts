@@ -1,0 +1,54 @@
+import type { SelfEndpoints } from "../../net/self.js";
+import type { Stage } from "../../pipeline/stage.js";
+import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
+import type { PageMaker } from "../pages.js";
+
+/**
+ * Requests for the proxy itself: its own address opened in a browser (origin-form), an absolute URL
+ * or a tunnel naming one of gatehouse's own listeners. Answered here, never forwarded: forwarding
+ * them would loop back into gatehouse (tunnels nested five deep, once).
+ */
+export function selfStage(opts: { self: SelfEndpoints; page: PageMaker; name: string }): Stage<HttpExchange, HttpOutcome> {
+  return {
+    name: "self",
+    handle(x, next) {
+      if (x.connect) {
+        if (!opts.self.matches(x.host, x.port)) return next(x);
+        x.decisions.push({ stage: "self", action: "deny", reason: "tunnel to one of gatehouse's own listeners" });
+        x.log.cache = "TCP_DENIED";
+        return Promise.resolve(
+          opts.page(x, {
+            status: 403,
+            title: "Destination not allowed",
+            message: `${x.host}:${x.port} is one of ${opts.name}'s own listeners; a tunnel to it would loop back into the proxy.`,
+          }),
+        );
+      }
+      if (!x.toSelf && !opts.self.matches(x.host, x.port)) return next(x);
+      x.log.cache = "NONE_NONE";
+      x.decisions.push({ stage: "self", action: "answer", reason: "request for the proxy itself" });
+      return Promise.resolve(x.target === "*" ? optionsStar() : infoPage(x, opts));
+    },
+  };
+}
+
+function optionsStar(): HttpResponse {
+  return {
+    kind: "response",
+    status: 200,
+    headers: [
+      ["allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT"],
+      ["content-length", "0"],
+    ],
+    body: null,
+  };
+}
+
+function infoPage(x: HttpExchange, opts: { page: PageMaker; name: string }): HttpResponse {
+  return opts.page(x, {
+    status: 200,
+    title: `${opts.name}: the office web proxy`,
+    message: `This address is the office's web proxy (${opts.name}). It is not a web site: set it as the HTTP and HTTPS proxy in your browser or system settings, and pages will load through it.`,
+    details: [`Proxy: ${typeof x.headers.host === "string" ? x.headers.host : "this address"}`],
+  });
+}

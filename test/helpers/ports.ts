@@ -1,0 +1,16 @@
+import { createServer } from "node:net";
+
+/**
+ * A port on 127.0.0.1 that was free a moment ago, for configs that must name their port before
+ * gatehouse binds it (a listener that should be its own CONNECT target, an admin address to move).
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
