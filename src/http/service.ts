@@ -95,9 +95,14 @@ export class HttpService implements HttpHandlers {
 
   private failure(x: HttpExchange, err: unknown): HttpResponse {
     if (err instanceof UpstreamError) {
-      x.log.hierarchy = "HIER_DIRECT";
-      x.log.peer = x.host;
-      if (err.decision) x.decisions.push(err.decision);
+      if (err.decision) {
+        // Refused before any connection (a DNS block, a loopback destination): a denial, not a miss.
+        x.decisions.push(err.decision);
+        x.log.cache = "TCP_DENIED";
+      } else {
+        x.log.hierarchy = "HIER_DIRECT";
+        x.log.peer = x.host;
+      }
       this.deps.log.warn({ id: x.id, client: x.client.address, url: x.target, status: err.page.status }, err.message);
       return this.deps.page(x, err.page);
     }

@@ -3,7 +3,7 @@ import { connect, type Socket } from "node:net";
 import { Gatehouse } from "../../src/app.js";
 import { type ConfigInput, configSchema } from "../../src/config/schema.js";
 import { AccessLog } from "../../src/log/access-log.js";
-import { silentLogger } from "../../src/log/logger.js";
+import { type Logger, silentLogger } from "../../src/log/logger.js";
 
 export interface TestProxy {
   app: Gatehouse;
@@ -15,7 +15,7 @@ export interface TestProxy {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 
 /** gatehouse on 127.0.0.1:0 with no DNS listener; the access log is captured in memory. */
-export async function startProxy(overrides: DeepPartial<ConfigInput> = {}): Promise<TestProxy> {
+export async function startProxy(overrides: DeepPartial<ConfigInput> = {}, log: Logger = silentLogger()): Promise<TestProxy> {
   const input = {
     ...overrides,
     proxy: { listen: ["127.0.0.1:0"], ...(overrides.proxy ?? {}) },
@@ -27,7 +27,7 @@ export async function startProxy(overrides: DeepPartial<ConfigInput> = {}): Prom
   const accessLines: string[] = [];
   const app = await Gatehouse.start({
     config,
-    log: silentLogger(),
+    log,
     accessLog: AccessLog.toFunction((l) => accessLines.push(l), config.log.access.format),
   });
   const port = app.proxyAddresses[0]?.port ?? 0;

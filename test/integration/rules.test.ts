@@ -219,3 +219,36 @@ describe("remote lists", () => {
     }
   });
 });
+
+describe("explain says what the serving process does", () => {
+  const dir = rulesDir({
+    "block/ads.txt": "office.test\nads.example\n",
+    hosts: "10.0.0.5 intranet.office.test\n",
+  });
+  let proxy: TestProxy;
+  before(async () => {
+    proxy = await startProxy({ rules: dir, listsDir: join(dir, "lists"), proxy: { clients: ["10.0.0.0/8", "127.0.0.0/8"] } });
+  });
+  after(() => proxy.close());
+
+  it("denies a client outside proxy.clients, as the proxy does", async () => {
+    const e = await proxy.app.explain("http://free.example/", "203.0.113.5");
+    assert.equal(e.verdict, "DENY");
+    assert.equal(e.decidedBy?.stage, "access");
+    const served = await viaProxy(proxy.port, "http://ads.example/");
+    assert.equal(served.status, 403);
+  });
+
+  it("answers an office name from its local record although a list blocks its domain", async () => {
+    const e = await proxy.app.explain("intranet.office.test", "10.1.2.3");
+    assert.equal(e.verdict, "LOCAL");
+    assert.equal(e.decidedBy?.rule?.line, 1);
+    assert.match(e.decidedBy?.rule?.file ?? "", /hosts$/);
+  });
+
+  it("blocks the rest of the listed domain", async () => {
+    const e = await proxy.app.explain("www.office.test", "10.1.2.3");
+    assert.equal(e.verdict, "BLOCK");
+    assert.match(`${e.decidedBy?.rule?.file}:${e.decidedBy?.rule?.line}`, /block\/ads\.txt:1$/);
+  });
+});

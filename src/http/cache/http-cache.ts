@@ -297,6 +297,8 @@ export class HttpCache {
     try {
       out = await next(cond);
     } catch (err) {
+      // A background refresh has no client to serve: its owner logs the failure.
+      if (background) throw err;
       const served = this.staleIfError(x, e);
       if (served) return served;
       throw err;
