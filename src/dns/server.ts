@@ -69,6 +69,11 @@ export class DnsServer implements Part {
     return this.order.map((b) => ({ address: b.address, port: b.port }));
   }
 
+  /** TCP client connections open on the addresses this server owns. */
+  get connections(): number {
+    return this.bindings.reduce((n, b) => n + b.conns.size, 0);
+  }
+
   get log(): Logger {
     return this.o.log;
   }
@@ -182,9 +187,13 @@ function bindUdp(addr: ListenAddress): Promise<UdpSocket> {
   const v6 = addr.host === undefined || isIP(addr.host) === 6;
   const socket = createSocket({ type: v6 ? "udp6" : "udp4", ipv6Only: false, reuseAddr: false });
   return new Promise((resolve, reject) => {
-    socket.once("error", reject);
+    const fail = (err: Error) => {
+      socket.close();
+      reject(err);
+    };
+    socket.once("error", fail);
     socket.bind({ address: addr.host ?? "::", port: addr.port }, () => {
-      socket.off("error", reject);
+      socket.off("error", fail);
       resolve(socket);
     });
   });

@@ -23,7 +23,42 @@ export interface ContentServer {
 /** A dns2 content server on 127.0.0.1: names from `records`, NXDOMAIN with an SOA for the rest. */
 export async function startContentServer(records: Record<string, TestRecord[]>, negativeTtl = 60): Promise<ContentServer> {
   const state: Omit<ContentServer, "port" | "label" | "close"> = { queries: [], mode: "ok", records };
-  const server = dns2.createServer({
+  // dns2 binds UDP and TCP on separate ports; TCP is moved to the UDP port so one port serves both.
+  // Another socket may hold that port for TCP (the kernel picked it for UDP only): then start over.
+  for (let attempt = 0; ; attempt++) {
+    const server = createContentServer(state, negativeTtl);
+    // dns2 re-emits its sockets' errors on itself; the one that matters is handled below.
+    server.on("error", () => {});
+    const addresses = (await server.listen({
+      udp: { port: 0, address: "127.0.0.1" },
+      tcp: { port: 0, address: "127.0.0.1" },
+    })) as {
+      udp: { port: number };
+    };
+    const udpPort = addresses.udp.port;
+    const tcp = (server as unknown as { servers: { tcp: import("node:net").Server } }).servers.tcp;
+    await new Promise<void>((r) => tcp.close(() => r()));
+    const moved = await new Promise<boolean>((r) => {
+      tcp.once("error", () => r(false));
+      tcp.listen(udpPort, "127.0.0.1", () => r(true));
+    });
+    if (!moved) {
+      await server.close().catch(() => {});
+      if (attempt >= 5) throw new Error("no port free for both UDP and TCP");
+      continue;
+    }
+    const result = state as ContentServer;
+    result.port = udpPort;
+    result.label = `127.0.0.1:${udpPort}`;
+    result.close = async () => {
+      await server.close();
+    };
+    return result;
+  }
+}
+
+function createContentServer(state: Omit<ContentServer, "port" | "label" | "close">, negativeTtl: number) {
+  return dns2.createServer({
     udp: true,
     tcp: true,
     handle(request: InstanceType<typeof Packet>, send: (r: InstanceType<typeof Packet>) => void, client: unknown) {
@@ -68,23 +103,6 @@ export async function startContentServer(records: Record<string, TestRecord[]>, 
       send(response);
     },
   });
-  const addresses = (await server.listen({ udp: { port: 0, address: "127.0.0.1" }, tcp: { port: 0, address: "127.0.0.1" } })) as {
-    udp: { port: number };
-    tcp: { port: number };
-  };
-  // dns2 binds UDP and TCP separately; rebind TCP on the UDP port so one port serves both.
-  const udpPort = addresses.udp.port;
-  const tcp = (server as unknown as { servers: { tcp: { close(cb: () => void): void; listen(p: number, a: string): void } } })
-    .servers.tcp;
-  await new Promise<void>((r) => tcp.close(() => r()));
-  tcp.listen(udpPort, "127.0.0.1");
-  const result = state as ContentServer;
-  result.port = udpPort;
-  result.label = `127.0.0.1:${udpPort}`;
-  result.close = async () => {
-    await server.close();
-  };
-  return result;
 }
 
 // A content server written in the test, byte by byte, for upstreams that misbehave: it answers
@@ -109,8 +127,8 @@ export interface RawRecord {
   ttl?: number;
   /** Class; IN unless said. */
   class?: number;
-  /** Record data: bytes, or for A/AAAA/CNAME/TXT a convenience value. */
-  data: Buffer | string;
+  /** Record data: bytes, or an address (A), a name or labels (CNAME, NS, PTR), a string (TXT). */
+  data: Buffer | string | string[];
 }
 
 export interface RawMessage {
@@ -145,8 +163,9 @@ function encodeLabels(labels: string[]): Buffer {
 
 function recordData(r: RawRecord): Buffer {
   if (Buffer.isBuffer(r.data)) return r.data;
-  if (r.type === 1) return Buffer.from(r.data.split(".").map(Number));
   if (r.type === 5 || r.type === 2 || r.type === 12) return encodeLabels(labelsOf(r.data));
+  if (Array.isArray(r.data)) throw new Error(`labels are data only for names (type ${r.type})`);
+  if (r.type === 1) return Buffer.from(r.data.split(".").map(Number));
   if (r.type === 16) return Buffer.concat([Buffer.from([Buffer.byteLength(r.data)]), Buffer.from(r.data)]);
   throw new Error(`give type ${r.type} data as bytes`);
 }
@@ -202,8 +221,22 @@ function parseRawQuery(msg: Buffer, tcp: boolean, port: number): RawQuery | unde
 export async function startRawUpstream(answer: RawUpstream["answer"]): Promise<RawUpstream> {
   const { createSocket } = await import("node:dgram");
   const { createServer } = await import("node:net");
-  const udp = createSocket("udp4");
-  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+  // UDP on a port the kernel picks, then TCP on the same number (another pick if TCP has it taken).
+  let udp = createSocket("udp4");
+  const conns = new Set<import("node:net").Socket>();
+  const tcp = createServer((socket) => serveRawTcp(socket));
+  for (let attempt = 0; ; attempt++) {
+    await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
+    const tryPort = udp.address().port;
+    const ok = await new Promise<boolean>((r) => {
+      tcp.once("error", () => r(false));
+      tcp.listen(tryPort, "127.0.0.1", () => r(true));
+    });
+    if (ok) break;
+    udp.close();
+    if (attempt >= 5) throw new Error("no port free for both UDP and TCP");
+    udp = createSocket("udp4");
+  }
   const port = udp.address().port;
   const state: RawUpstream = {
     port,
@@ -227,8 +260,7 @@ export async function startRawUpstream(answer: RawUpstream["answer"]): Promise<R
     const out = reply(q);
     if (out) udp.send(out, rinfo.port, rinfo.address);
   });
-  const conns = new Set<import("node:net").Socket>();
-  const tcp = createServer((socket) => {
+  function serveRawTcp(socket: import("node:net").Socket): void {
     conns.add(socket);
     socket.on("close", () => conns.delete(socket));
     socket.on("error", () => {});
@@ -247,7 +279,6 @@ export async function startRawUpstream(answer: RawUpstream["answer"]): Promise<R
         socket.write(Buffer.concat([len, out]));
       }
     });
-  });
-  await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", () => r()));
+  }
   return state;
 }

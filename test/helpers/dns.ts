@@ -117,9 +117,9 @@ export interface DigResult {
   raw: string;
 }
 
-/** The real dig client against 127.0.0.1:port. */
-export async function dig(port: number, args: string[]): Promise<DigResult> {
-  const { stdout } = await run("dig", ["@127.0.0.1", "-p", String(port), "+tries=1", "+time=3", "+nocookie", ...args]);
+/** The real dig client against server:port (127.0.0.1 unless said). */
+export async function dig(port: number, args: string[], server = "127.0.0.1"): Promise<DigResult> {
+  const { stdout } = await run("dig", [`@${server}`, "-p", String(port), "+tries=1", "+time=3", "+nocookie", ...args]);
   const status = /status: (\w+)/.exec(stdout)?.[1] ?? "";
   const flags = (/;; flags: ([^;]*);/.exec(stdout)?.[1] ?? "").trim().split(/\s+/);
   const section = (title: string) => {
