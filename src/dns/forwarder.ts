@@ -52,10 +52,6 @@ export class Forwarder {
       .sort((a, b) => b[0].length - a[0].length);
   }
 
-  get defaultServers(): readonly UpstreamServer[] {
-    return this.defaults;
-  }
-
   /** The servers for a name: the longest matching dns.forward domain, else the defaults. */
   serversFor(name: string): readonly UpstreamServer[] {
     return this.forwardDomain(name)?.[1] ?? this.defaults;
@@ -137,12 +133,6 @@ export class Forwarder {
 
   private succeeded(s: UpstreamServer): void {
     this.health.delete(s.label);
-  }
-
-  /** For the admin page and tests: servers currently skipped. */
-  downServers(): string[] {
-    const now = this.now();
-    return [...this.health].filter(([, h]) => h.downUntil > now).map(([label]) => label);
   }
 
   private askUdp(s: UpstreamServer, name: string, type: number, qclass: number, dnssecOk: boolean): Promise<Buffer> {

@@ -17,10 +17,6 @@ export class QueryLog {
     return new QueryLog({ write: fn });
   }
 
-  static none(): QueryLog {
-    return new QueryLog(undefined);
-  }
-
   /** Subscribe this to events.query. */
   writeEvent(e: QueryEvent): void {
     this.sink?.write(
