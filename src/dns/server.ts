@@ -225,6 +225,8 @@ function listenTcp(b: Binding, host: string | undefined): Promise<void> {
 function serveUdp(b: Binding): void {
   const { udp } = b;
   udp.on("error", (err) => b.owner.log.warn({ err: err.message }, "DNS UDP socket error"));
+  // A send error (an unreachable client) is the client's loss, not worth a log line per packet.
+  const sent = () => {};
   udp.on("message", (msg, rinfo) => {
     if (!b.live) return;
     const owner = b.owner;
@@ -233,13 +235,17 @@ function serveUdp(b: Binding): void {
       .answer(msg, { address: normalizeAddress(rinfo.address), transport: "udp" })
       .then(
         (bytes) => {
-          // The socket may have closed meanwhile (dispose); a send error (unreachable client) is
-          // the client's loss, not worth a log line per packet.
-          if (bytes && b.live) udp.send(bytes, rinfo.port, rinfo.address, () => {});
+          // b.live: the socket may have been closed meanwhile (dispose). Nothing may throw here:
+          // this promise has no other handler.
+          if (!bytes || !b.live) return;
+          try {
+            udp.send(bytes, rinfo.port, rinfo.address, sent);
+          } catch (err) {
+            owner.log.warn({ err: (err as Error).message }, "DNS UDP reply not sent");
+          }
         },
         (err: unknown) => owner.log.error({ err }, "DNS answer failed"),
-      )
-      .catch((err: unknown) => owner.log.error({ err }, "DNS UDP reply failed"));
+      );
   });
 }
 
@@ -320,8 +326,7 @@ function serveTcp(b: Binding, socket: Socket): void {
           b.owner.log.error({ err }, "DNS answer failed");
           pump();
         },
-      )
-      .catch((err: unknown) => b.owner.log.error({ err }, "DNS TCP reply failed"));
+      );
   };
 
   const write = (bytes: Buffer) => {
