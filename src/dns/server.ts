@@ -61,8 +61,12 @@ export class DnsServer implements Part {
   private prepared: Binding[] = [];
   private retained: Binding[] = [];
   private order: Binding[] = [];
+  /** Until commit: the server whose addresses this one may take over. */
+  private previous: DnsServer | undefined;
 
-  constructor(private readonly o: DnsServerOptions) {}
+  constructor(private readonly o: DnsServerOptions) {
+    this.previous = o.previous;
+  }
 
   /** The addresses served once committed, in dns.listen order, with the ports actually bound. */
   get addresses(): DnsAddress[] {
@@ -87,7 +91,7 @@ export class DnsServer implements Part {
   }
 
   async prepare(): Promise<void> {
-    const available = [...(this.o.previous?.bindings ?? [])];
+    const available = [...(this.previous?.bindings ?? [])];
     try {
       for (const text of this.o.listen) {
         const addr = parseListen(text);
@@ -105,7 +109,9 @@ export class DnsServer implements Part {
   }
 
   commit(): void {
-    const previous = this.o.previous;
+    const previous = this.previous;
+    // Never hold the replaced generation: twenty reloads must not keep twenty servers alive.
+    this.previous = undefined;
     if (previous) previous.bindings = previous.bindings.filter((b) => !this.retained.includes(b));
     for (const b of this.retained) b.owner = this;
     for (const b of this.prepared) {
