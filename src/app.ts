@@ -9,6 +9,7 @@ import { resolverLookup } from "./dns/lookup.js";
 import { QueryLog } from "./dns/query-log.js";
 import { DnsResolver } from "./dns/resolver.js";
 import { DnsServer } from "./dns/server.js";
+import { TYPE } from "./dns/wire.js";
 import { Events } from "./events/events.js";
 import { type Explanation, explain } from "./explain/explain.js";
 import { Activity } from "./http/activity.js";
@@ -47,8 +48,8 @@ interface Generation {
   cache: Reusable<HttpCache>;
   accessLog: Reusable<Sink> | undefined;
   queryLog: Reusable<Sink> | undefined;
-  resolver: ResolverPart;
-  dns: DnsListenPart;
+  resolver: DnsResolver;
+  dns: DnsServer;
   upstream: UpstreamPart;
   proxy: HttpListeners;
   admin: AdminListener;
@@ -125,7 +126,7 @@ export class Gatehouse {
   }
 
   get resolver(): DnsResolver {
-    return this.current.resolver.resolver;
+    return this.current.resolver;
   }
 
   get proxyAddresses(): AddressInfo[] {
@@ -186,9 +187,22 @@ export class Gatehouse {
           const log = QueryLog.open(config.log.queries.file);
           return { unsubscribe: this.events.query.subscribe((e) => log.writeEvent(e)), close: () => log.close() };
         });
-    const resolver = new ResolverPart(config, rules.value, this.log, this.events, previous?.resolver);
-    const dns = new DnsListenPart(config, () => this.current.resolver.resolver, this.log, previous?.dns);
-    const lookup = this.opts.lookup ?? resolverLookup(() => resolver.resolver);
+    const resolver = new DnsResolver({
+      cfg: config.dns,
+      rules: rules.value,
+      log: this.log,
+      events: this.events,
+      previous: previous?.resolver,
+    });
+    const dns = new DnsServer({
+      listen: config.dns.listen,
+      // Read per query: a retained socket answers with the resolver in force.
+      resolver: () => this.current.resolver,
+      log: this.log,
+      tcpIdleTimeout: config.dns.tcpIdleTimeout,
+      previous: previous?.dns,
+    });
+    const lookup = this.opts.lookup ?? resolverLookup(() => resolver);
     const upstream = new UpstreamPart(new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor));
     const parts: ChainParts = {
       cfg,
@@ -309,7 +323,7 @@ export class Gatehouse {
     return explain(
       {
         forward: gen.explainForward,
-        dns: (name, c) => gen.resolver.resolver.explain(name, 1, c),
+        dns: (name, c) => gen.resolver.explain(name, TYPE.A, c),
         rules: gen.rules.value.current,
         problems: gen.rules.value.diagnostics().length,
       },
@@ -397,14 +411,22 @@ export class Gatehouse {
     const deadline = Date.now() + this.current.config.shutdownGrace;
     await this.reloads;
     const gen = this.current;
+    const report = (part: string, err: unknown) =>
+      this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`);
+    // Every listener refuses new connections now: DNS and admin close outright, the proxy stops
+    // accepting and lets what is in progress finish within the grace.
+    const early: Part[] = [gen.dns, gen.admin];
+    const closing = disposeAll(early, report);
     gen.proxy.stopAccepting();
     const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
     if (!drained) {
       const cut = this.activity.destroyAll();
       this.log.warn({ open: cut }, `closed ${cut} request(s) and tunnel(s) still open after shutdownGrace`);
     }
-    await disposeAll(gen.parts, (part, err) =>
-      this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`),
+    await closing;
+    await disposeAll(
+      gen.parts.filter((p) => !early.includes(p)),
+      report,
     );
     this.activity.destroyAll();
     gen.upstream.upstream.destroy();
@@ -434,61 +456,5 @@ class UpstreamPart implements Part {
     // close() lets requests in progress finish and then closes the pooled connections; waiting
     // for it would hold a reload hostage to the slowest download.
     this.upstream.close().catch(() => {});
-  }
-}
-
-// Interim adapters over the wave-1 DNS classes, until they are Parts themselves.
-
-class ResolverPart implements Part {
-  readonly name = "dns";
-  readonly resolver: DnsResolver;
-
-  constructor(config: Config, rules: Rules, log: Logger, events: Events, previous: ResolverPart | undefined) {
-    this.resolver = new DnsResolver({ cfg: config.dns, rules, log, events, previous: previous?.resolver });
-  }
-
-  prepare(): Promise<void> {
-    return this.resolver.prepare();
-  }
-  commit(): void {
-    this.resolver.commit();
-  }
-  abort(): Promise<void> {
-    return this.resolver.abort();
-  }
-  dispose(): Promise<void> {
-    return this.resolver.dispose();
-  }
-}
-
-class DnsListenPart implements Part {
-  readonly name = "dns.listen";
-  readonly server: DnsServer;
-
-  constructor(config: Config, resolver: () => DnsResolver, log: Logger, previous: DnsListenPart | undefined) {
-    this.server = new DnsServer({
-      listen: config.dns.listen,
-      resolver,
-      log,
-      tcpIdleTimeout: config.dns.tcpIdleTimeout,
-      previous: previous?.server,
-    });
-  }
-
-  get addresses(): { address: string; port: number }[] {
-    return this.server.addresses;
-  }
-
-  prepare(): Promise<void> {
-    return this.server.prepare();
-  }
-  commit(): void {
-    this.server.commit();
-  }
-  abort(): Promise<void> {
-    return this.server.abort();
-  }
-  dispose(): Promise<void> {
-    return this.server.dispose();
   }
 }

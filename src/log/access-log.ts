@@ -1,28 +1,9 @@
-import type { Decision } from "../pipeline/stage.js";
+import type { AccessEvent } from "../events/events.js";
 import { type LineSink, openLineSink } from "./sink.js";
-
-export interface AccessEntry {
-  /** Epoch ms when the request arrived. */
-  start: number;
-  durationMs: number;
-  client: string;
-  /** Squid's result code: TCP_MISS, TCP_HIT, TCP_DENIED, TCP_TUNNEL, NONE_NONE... */
-  result: string;
-  status: number;
-  bytes: number;
-  method: string;
-  url: string;
-  user?: string;
-  hierarchy: string;
-  peer: string;
-  contentType?: string;
-  id: string;
-  decision?: Decision;
-}
 
 /**
  * One line per request, in Squid's native access.log layout (so existing log tools read it) or as
- * JSON. Writes go through pino's buffered destination, so a slow disk never blocks a response.
+ * JSON. Lines go through a buffered sink (sink.ts), so a slow disk never blocks a response.
  */
 export class AccessLog {
   private constructor(
@@ -39,7 +20,7 @@ export class AccessLog {
     return new AccessLog({ write: fn }, format);
   }
 
-  write(e: AccessEntry): void {
+  write(e: AccessEvent): void {
     if (!this.sink) return;
     this.sink.write(this.format === "json" ? jsonLine(e) : squidLine(e));
   }
@@ -49,7 +30,7 @@ export class AccessLog {
   }
 }
 
-function squidLine(e: AccessEntry): string {
+function squidLine(e: AccessEvent): string {
   const rule = e.decision?.rule ? ` rule=${e.decision.rule.file}:${e.decision.rule.line}` : "";
   const ms = e.start % 1000;
   const time = `${(e.start - ms) / 1000}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}`;
@@ -63,10 +44,11 @@ function mediaType(contentType: string | undefined): string {
   return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().replace(/\s+/g, "") || "-";
 }
 
-function jsonLine(e: AccessEntry): string {
+function jsonLine(e: AccessEvent): string {
   return `${JSON.stringify({
     time: new Date(e.start).toISOString(),
     id: e.id,
+    listener: e.listener,
     client: e.client,
     method: e.method,
     url: e.url,
