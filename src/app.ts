@@ -179,13 +179,16 @@ export class Gatehouse {
       ? undefined
       : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
           const log = AccessLog.open(config.log.access.file, config.log.access.format);
-          return { unsubscribe: this.events.access.subscribe((e) => log.write(e)), close: () => log.close() };
+          // No file, no subscriber: the request path then builds no access events at all.
+          const unsubscribe = config.log.access.file === "" ? undefined : this.events.access.subscribe((e) => log.write(e));
+          return { unsubscribe, close: () => log.close() };
         });
     const queryLog = this.opts.queryLog
       ? undefined
       : this.sink("log.queries", previous?.queryLog, config.log.queries.file, () => {
           const log = QueryLog.open(config.log.queries.file);
-          return { unsubscribe: this.events.query.subscribe((e) => log.writeEvent(e)), close: () => log.close() };
+          const unsubscribe = config.log.queries.file === "" ? undefined : this.events.query.subscribe((e) => log.writeEvent(e));
+          return { unsubscribe, close: () => log.close() };
         });
     const resolver = new DnsResolver({
       cfg: config.dns,
