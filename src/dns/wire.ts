@@ -297,20 +297,30 @@ export function describeAnswer(buf: Buffer): { rcode: number; answer: string } {
   let pos = 12;
   for (let i = buf.readUInt16BE(4); i > 0; i--) pos = readQuestion(buf, pos).end;
   const parts: string[] = [];
-  for (let i = buf.readUInt16BE(6); i > 0; i--) {
+  const count = buf.readUInt16BE(6);
+  let length = 0;
+  for (let i = 0; i < count; i++) {
+    // A log line stays a line: a big answer is summed up by its first records and a count.
+    if (length > SUMMARY_SHOWN) {
+      parts.push(`(${count - i} more)`);
+      break;
+    }
     const nameEnd = skipName(buf, pos);
     if (nameEnd + 10 > buf.length) throw new WireError("record runs past the end");
     const type = buf.readUInt16BE(nameEnd);
     const rdata = nameEnd + 10;
     pos = rdata + buf.readUInt16BE(nameEnd + 8);
     if (pos > buf.length) throw new WireError("record data runs past the end");
-    parts.push(describeRecord(buf, type, rdata, pos));
+    const part = describeRecord(buf, type, rdata, pos);
+    length += part.length + 2;
+    parts.push(part);
   }
   if (parts.length > 0) return { rcode, answer: parts.join(", ") };
   return { rcode, answer: flags & 0x0200 ? "(truncated)" : (RCODE_NAME[rcode] ?? String(rcode)) };
 }
 
 const TXT_SHOWN = 200;
+const SUMMARY_SHOWN = 400;
 
 function describeRecord(buf: Buffer, type: number, start: number, end: number): string {
   const name = (at: number) => readName(buf, at).name;

@@ -159,6 +159,12 @@ describe("the query log's answer summary", () => {
     ["PTR", { answers: [{ name: "q.t", type: 12, data: "host.t" }] }, 12, "PTR host.t"],
     ["TXT", { answers: [{ name: "q.t", type: 16, data: "hello" }] }, 16, 'TXT "hello"'],
     ["the rcode when there is no record", { rcode: 3 }, 1, "NXDOMAIN"],
+    [
+      "a big answer by its first records and a count",
+      { answers: Array.from({ length: 40 }, (_, i) => ({ name: "q.t", type: 16, data: `${"x".repeat(90)}${i}` })) },
+      16,
+      `${Array.from({ length: 5 }, (_, i) => `TXT "${"x".repeat(90)}${i}"`).join(", ")}, (35 more)`,
+    ],
   ];
   for (const [what, m, type, expected] of table) {
     it(what, () => assert.equal(describeAnswer(encodeMessage(rawQuery("q.t", type), m)).answer, expected));
