@@ -1,5 +1,18 @@
 import type { Stage } from "../../pipeline/stage.js";
-import type { HttpExchange, HttpOutcome } from "../exchange.js";
+import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
+
+/** What this proxy answers to OPTIONS addressed to itself: the methods it relays. */
+export function optionsAnswer(): HttpResponse {
+  return {
+    kind: "response",
+    status: 200,
+    headers: [
+      ["allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT"],
+      ["content-length", "0"],
+    ],
+    body: null,
+  };
+}
 
 /** RFC 9110 §7.6.2: OPTIONS and TRACE with Max-Forwards: 0 are answered here, not forwarded. */
 export function maxForwardsStage(): Stage<HttpExchange, HttpOutcome> {
@@ -13,17 +26,7 @@ export function maxForwardsStage(): Stage<HttpExchange, HttpOutcome> {
       x.decisions.push({ stage: "max-forwards", action: "answer", reason: "Max-Forwards: 0" });
       x.log.cache = "TCP_MISS";
       x.log.hierarchy = "HIER_NONE";
-      if (x.method === "OPTIONS") {
-        return Promise.resolve({
-          kind: "response",
-          status: 200,
-          headers: [
-            ["allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT"],
-            ["content-length", "0"],
-          ],
-          body: null,
-        });
-      }
+      if (x.method === "OPTIONS") return Promise.resolve(optionsAnswer());
       // TRACE echoes the request as received, less what could leak credentials (RFC 9110 §9.3.8).
       const lines = [`TRACE ${x.url.href} HTTP/${x.httpVersion}`];
       for (let i = 0; i < x.rawHeaders.length; i += 2) {

@@ -2,6 +2,7 @@ import type { SelfEndpoints } from "../../net/self.js";
 import type { Stage } from "../../pipeline/stage.js";
 import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
 import type { PageMaker } from "../pages.js";
+import { optionsAnswer } from "./max-forwards.js";
 
 /**
  * Requests for the proxy itself: its own address opened in a browser (origin-form), an absolute URL
@@ -27,20 +28,8 @@ export function selfStage(opts: { self: SelfEndpoints; page: PageMaker; name: st
       if (!x.toSelf && !opts.self.matches(x.host, x.port)) return next(x);
       x.log.cache = "NONE_NONE";
       x.decisions.push({ stage: "self", action: "answer", reason: "request for the proxy itself" });
-      return Promise.resolve(x.target === "*" ? optionsStar() : infoPage(x, opts));
+      return Promise.resolve(x.target === "*" ? optionsAnswer() : infoPage(x, opts));
     },
-  };
-}
-
-function optionsStar(): HttpResponse {
-  return {
-    kind: "response",
-    status: 200,
-    headers: [
-      ["allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT"],
-      ["content-length", "0"],
-    ],
-    body: null,
   };
 }
 
