@@ -8,7 +8,7 @@ import type { PageMaker } from "./pages.js";
 import { accessStage } from "./stages/access.js";
 import { maxForwardsStage } from "./stages/max-forwards.js";
 import { policyStage } from "./stages/policy.js";
-import { selfStage } from "./stages/self.js";
+import { type LocalRoute, selfStage } from "./stages/self.js";
 import { targetStage } from "./stages/target.js";
 import type { FetchOptions } from "./upstream.js";
 
@@ -21,6 +21,8 @@ export interface ChainParts {
   self: SelfEndpoints;
   /** The cache stage, when the chain's requests may be cached. */
   cache?: HttpStage;
+  /** Pages served at the proxy's own address (PAC, CA download), by path. */
+  routes?: readonly LocalRoute[];
 }
 
 /** What fetches for a chain: the origin pools (Upstream), or a front's backends. */
@@ -64,7 +66,7 @@ export function forwardStages(p: ChainParts): { decide: HttpStage[]; serve: Http
   return {
     decide: [
       targetStage({ maxUrlLength: p.cfg.limits.maxUrlLength, page: p.page }),
-      selfStage({ self: p.self, page: p.page, name: p.cfg.name }),
+      selfStage({ self: p.self, page: p.page, name: p.cfg.name, routes: p.routes }),
       officeAccess(p),
       maxForwardsStage(),
       policyStage(p.rules, p.page),

@@ -5,11 +5,27 @@ import type { PageMaker } from "../pages.js";
 import { optionsAnswer } from "./max-forwards.js";
 
 /**
+ * A page the proxy serves at its own address, by path: the PAC file, the CA certificate. Each part
+ * that has one contributes it; the self stage only looks them up.
+ */
+export interface LocalRoute {
+  /** Exact path, "/proxy.pac". */
+  path: string;
+  handle(x: HttpExchange): HttpResponse | Promise<HttpResponse>;
+}
+
+/**
  * Requests for the proxy itself: its own address opened in a browser (origin-form), an absolute URL
  * or a tunnel naming one of gatehouse's own listeners. Answered here, never forwarded: forwarding
  * them would loop back into gatehouse (tunnels nested five deep, once).
  */
-export function selfStage(opts: { self: SelfEndpoints; page: PageMaker; name: string }): Stage<HttpExchange, HttpOutcome> {
+export function selfStage(opts: {
+  self: SelfEndpoints;
+  page: PageMaker;
+  name: string;
+  routes?: readonly LocalRoute[];
+}): Stage<HttpExchange, HttpOutcome> {
+  const routes = new Map((opts.routes ?? []).map((r) => [r.path, r]));
   return {
     name: "self",
     handle(x, next) {
@@ -28,7 +44,9 @@ export function selfStage(opts: { self: SelfEndpoints; page: PageMaker; name: st
       if (!x.toSelf && !opts.self.matches(x.host, x.port)) return next(x);
       x.log.cache = "NONE_NONE";
       x.decisions.push({ stage: "self", action: "answer", reason: "request for the proxy itself" });
-      return Promise.resolve(x.target === "*" ? optionsAnswer() : infoPage(x, opts));
+      if (x.target === "*") return Promise.resolve(optionsAnswer());
+      const route = routes.get(x.url.pathname);
+      return Promise.resolve(route ? route.handle(x) : infoPage(x, opts));
     },
   };
 }
