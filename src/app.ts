@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { AdminListener } from "./admin/server.js";
 import { DiagnosticsError } from "./config/diagnostic.js";
@@ -13,9 +13,11 @@ import { TYPE } from "./dns/wire.js";
 import { Events } from "./events/events.js";
 import { type Explanation, explain } from "./explain/explain.js";
 import { Activity } from "./http/activity.js";
+import { Bumper, Refusals } from "./http/bump.js";
 import { HttpCache } from "./http/cache/http-cache.js";
-import { type ChainParts, decisionChain, forwardChain, forwardStages } from "./http/chains.js";
-import { HttpListeners } from "./http/listener.js";
+import { type ChainParts, decisionChain, forwardChain, forwardStages, interceptChain } from "./http/chains.js";
+import type { Client, ConnectionContext } from "./http/exchange.js";
+import { AdoptingServer, HttpListeners } from "./http/listener.js";
 import { pageMaker } from "./http/pages.js";
 import { HttpService } from "./http/service.js";
 import { Upstream } from "./http/upstream.js";
@@ -27,6 +29,9 @@ import { type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { SelfEndpoints } from "./net/self.js";
 import { Rules } from "./rules/rules.js";
+import { caRoutes } from "./tls/ca-pages.js";
+import { InterceptPolicy, PassThrough } from "./tls/intercept-policy.js";
+import { TlsPart } from "./tls/tls-part.js";
 
 export interface StartOptions {
   /** -c FILE; undefined means ./gatehouse.yaml if present, else the embedded defaults. */
@@ -44,6 +49,9 @@ export interface StartOptions {
 /** Everything built from one config. A reload builds the next one beside it and swaps. */
 interface Generation {
   config: Config;
+  tls: TlsPart;
+  /** The request path of decrypted tunnels, which the process-wide intercept server is pointed at. */
+  intercepted: HttpService;
   rules: Reusable<Rules>;
   cache: Reusable<HttpCache>;
   accessLog: Reusable<Sink> | undefined;
@@ -75,6 +83,10 @@ export class Gatehouse {
   readonly events: Events;
   private readonly activity = new Activity();
   private readonly self = new SelfEndpoints();
+  /** Decrypted tunnels outlive a reload: one server for them per process, re-pointed on commit. */
+  private intercepted: AdoptingServer | undefined;
+  private readonly refusals: Refusals;
+  private passThrough: { ms: number; memory: PassThrough } | undefined;
   private reloads: Promise<boolean> = Promise.resolve(true);
   private stopping = false;
 
@@ -84,6 +96,7 @@ export class Gatehouse {
   ) {
     this.log = opts.log ?? createLogger(loaded.config.log.level);
     this.events = new Events((channel, err) => this.log.error({ channel, err }, `a ${channel} event sink failed`));
+    this.refusals = new Refusals(loaded.config.proxy.limits, this.activity);
     if (opts.accessLog) {
       const fixed = opts.accessLog;
       this.events.access.subscribe((e) => fixed.write(e));
@@ -206,29 +219,52 @@ export class Gatehouse {
       previous: previous?.dns,
     });
     const lookup = this.opts.lookup ?? resolverLookup(() => resolver);
-    const upstream = new UpstreamPart(new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor));
+    const tls = new TlsPart(config, this.log, previous?.tls);
+    const upstream = new UpstreamPart(new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor, tls.trust.context));
     const parts: ChainParts = {
       cfg,
       rules: () => rules.value.current,
       page: pageMaker({ proxyName: cfg.name, contact: cfg.contact, ruleRoots: rules.value.roots }),
       self: this.self,
       cache: cache.value.stage(),
+      routes: caRoutes(() => tls.ca, cfg.name),
+      localTls: () => tls.ca !== undefined,
     };
     const guarded = refuseLoopback(lookup);
-    const service = new HttpService({
-      chain: forwardChain(parts, upstream.upstream),
+    const passThrough = this.passThroughFor(cfg.passThrough);
+    let bumper: Bumper | undefined;
+    const deps = {
       page: parts.page,
       limits: cfg.limits,
       tunnel: {
-        lookup: (client) => (client.loopback ? lookup : guarded),
+        lookup: (client: Client) => (client.loopback ? lookup : guarded),
         connectTimeoutMs: cfg.upstream.connectTimeout,
         idleMs: cfg.limits.tunnelIdleTimeout,
         self: this.self,
       },
+      // Made once the CA is loaded (prepare); undefined without one: tunnels are relayed as they are.
+      bumper: () =>
+        tls.minter &&
+        (bumper ??= new Bumper({
+          minter: tls.minter,
+          policy: new InterceptPolicy(
+            { domains: cfg.intercept, clients: cfg.interceptClients, ports: cfg.interceptPorts },
+            () => rules.value.current,
+            passThrough,
+          ),
+          passThrough,
+          intercepted: this.interceptedConnections,
+          refusals: this.refusals,
+          handshakeTimeoutMs: config.tls.handshakeTimeout,
+          passThroughMs: cfg.passThrough,
+          log: this.log,
+        })),
       events: this.events,
       log: this.log,
       activity: this.activity,
-    });
+    };
+    const service = new HttpService({ ...deps, chain: forwardChain(parts, upstream.upstream) });
+    const intercepted = new HttpService({ ...deps, chain: interceptChain(parts, upstream.upstream) });
     const proxy = new HttpListeners({
       key: "proxy.listen",
       label: "proxy",
@@ -254,6 +290,8 @@ export class Gatehouse {
     }
     return {
       config,
+      tls,
+      intercepted,
       rules,
       cache,
       accessLog,
@@ -269,6 +307,7 @@ export class Gatehouse {
         ...(queryLog ? [queryLog] : []),
         rules,
         cache,
+        tls,
         resolver,
         dns,
         upstream,
@@ -335,8 +374,21 @@ export class Gatehouse {
     );
   }
 
+  /** Clients that refused the CA pass through for proxy.passThrough; the memory survives reloads. */
+  private passThroughFor(ms: number): PassThrough {
+    if (this.passThrough?.ms !== ms) this.passThrough = { ms, memory: new PassThrough(ms) };
+    return this.passThrough.memory;
+  }
+
+  /** Decrypted tunnels go to the one intercept server, whichever generation decrypted them. */
+  private readonly interceptedConnections = {
+    adopt: (socket: Socket, ctx: ConnectionContext) => this.intercepted?.adopt(socket, ctx),
+  };
+
   private afterCommit(): void {
     const gen = this.current;
+    if (this.intercepted) this.intercepted.update(gen.intercepted, gen.config.proxy.limits);
+    else this.intercepted = new AdoptingServer(gen.intercepted, gen.config.proxy.limits, this.activity);
     if (!this.opts.log) this.log.level = gen.config.log.level;
     this.self.set([...gen.proxy.addresses, ...gen.dns.addresses, ...(gen.admin.address ? [gen.admin.address] : [])]);
   }

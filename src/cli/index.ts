@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { caCommand } from "./ca.js";
 import { cacheCommand } from "./cache.js";
 import { checkCommand } from "./check.js";
 import { explainCommand } from "./explain.js";
@@ -14,11 +15,18 @@ Usage:
                                  which rule decides a URL or a domain, and which rules lost
   gatehouse cache stats [-c FILE]          entries, bytes and hit ratio of the running proxy's cache
   gatehouse cache purge URL [-c FILE]      remove a URL (every Vary variant) from the cache
+  gatehouse ca [-c FILE]         create the office CA in certs/ if missing, and show it
+  gatehouse ca init [--force]    create the office CA (--force replaces an existing one)
+  gatehouse ca show              subject, fingerprints and expiry of the office CA
+  gatehouse ca export [--der] [--out FILE]
+                                 the CA certificate to install in browsers (PEM, or DER)
   gatehouse --help | --version
 
 Options:
   -c, --config FILE   config file (YAML)
   --client IP         (explain) the office client asking
+  --der, --out FILE   (ca export) DER instead of PEM; a file instead of stdout
+  --force             (ca init) replace an existing CA
   -h, --help          show this help
   -v, --version       print the version
 `;
@@ -30,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   explain: explainCommand,
   cache: cacheCommand,
+  ca: caCommand,
 };
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -65,6 +74,9 @@ function parse(argv: string[]) {
     options: {
       config: { type: "string", short: "c" },
       client: { type: "string" },
+      der: { type: "boolean" },
+      out: { type: "string" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },

@@ -92,6 +92,13 @@ const upstream = z
   })
   .prefault({});
 
+const interceptTarget = z
+  .string()
+  .transform((v) => (v.trim().toLowerCase() === "all" ? "*" : v.trim().toLowerCase().replace(/\.$/, "")))
+  .refine((v) => v === "*" || /^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(v), {
+    message: 'expected a domain like shop.example (subdomains included), or "*" for every site',
+  });
+
 const proxy = z
   .strictObject({
     listen: listenList([":3128"]).describe("addresses of the forward proxy; [] turns it off"),
@@ -106,7 +113,20 @@ const proxy = z
     limits,
     upstream,
     cache,
-    intercept: z.array(z.string()).default([]).describe('domains whose HTTPS is intercepted; [] = none, ["*"] = all'),
+    intercept: z
+      .array(interceptTarget)
+      .default([])
+      .describe(
+        'domains whose HTTPS tunnels are decrypted, filtered by path and cached (a name covers its subdomains); ["*"] = all; rules/intercept.txt adds more, rules/no-intercept.txt always wins',
+      ),
+    interceptPorts: z.array(port).default([443]).describe("CONNECT ports whose tunnels may be intercepted (HTTPS)"),
+    interceptClients: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("addresses, CIDRs or firewall group names whose tunnels may be intercepted; [] = every office client"),
+    passThrough: duration("1h").describe(
+      "after a client refuses the office CA for a site (a pinned app, a device without the CA), its tunnels there pass through undecrypted for this long",
+    ),
   })
   .prefault({});
 
@@ -221,7 +241,16 @@ export const configSchema = z.strictObject({
     .default([])
     .describe("remote block/allow lists, downloaded on a schedule and used like files in rules/"),
   listsDir: z.string().default("./var/lists").describe("where downloaded lists are kept (last good copy of each)"),
-  certs: z.string().default("./certs").describe("CA, generated leaf certificates, certificates for the fronts"),
+  certs: z
+    .string()
+    .default("./certs")
+    .describe("the office CA (ca.crt, ca.key), certificate pairs for the fronts (NAME.crt, NAME.key), upstream-ca/*.pem"),
+  tls: z
+    .strictObject({
+      caName: z.string().min(1).default("gatehouse office CA").describe("the name `gatehouse ca init` gives a new office CA"),
+      handshakeTimeout: duration("10s").describe("a client must finish its TLS handshake with gatehouse within this"),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(["debug", "info", "warn", "error"]).default("info").describe("level of the program log (stderr)"),

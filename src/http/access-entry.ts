@@ -6,13 +6,10 @@ import type { HttpExchange } from "./exchange.js";
  * The deciding entry is the last decision that settled something (a block, a deny, an allow by a
  * rule); the log shows its rule.
  */
-export function accessEvent(
-  x: HttpExchange,
-  timing: { start: number; t0: number },
-  status: number,
-  bytes: number,
-  url = x.target,
-): AccessEvent {
+export function accessEvent(x: HttpExchange, timing: { start: number; t0: number }, status: number, bytes: number): AccessEvent {
+  // The whole URL, also for origin-form requests (intercepted, fronts); CONNECT keeps host:port,
+  // and a request refused before its URL was known keeps what the client sent.
+  const url = x.connect || x.url === undefined ? x.target : x.url.href;
   return {
     start: timing.start,
     durationMs: performance.now() - timing.t0,

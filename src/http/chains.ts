@@ -23,6 +23,8 @@ export interface ChainParts {
   cache?: HttpStage;
   /** Pages served at the proxy's own address (PAC, CA download), by path. */
   routes?: readonly LocalRoute[];
+  /** True when gatehouse can answer TLS itself (the office CA exists). */
+  localTls?: () => boolean;
 }
 
 /** What fetches for a chain: the origin pools (Upstream), or a front's backends. */
@@ -49,9 +51,10 @@ export interface Backend {
  * intercept: requests decrypted from an intercepted CONNECT; origin-form, the tunnel names the site.
  *   1. target: the authority comes from the tunnel; a request for another site on it gets 421, so
  *      a Host header cannot reach a site the CONNECT was not checked for.
- *   2. access: the CONNECT passed it, but a reload may have narrowed proxy.clients since the tunnel
+ *   2. self: a tunnel to gatehouse itself carries requests for its own pages (the CA check).
+ *   3. access: the CONNECT passed it, but a reload may have narrowed proxy.clients since the tunnel
  *      opened, and loops are cheap to catch.
- *   3. max-forwards, 4. policy (now with path and method, which HTTPS hid before), 5. cache (keyed
+ *   4. max-forwards, 5. policy (now with path and method, which HTTPS hid before), 6. cache (keyed
  *      by the https URL): as for forward.
  *   terminal: the origin, over verified TLS.
  *
@@ -66,7 +69,7 @@ export function forwardStages(p: ChainParts): { decide: HttpStage[]; serve: Http
   return {
     decide: [
       targetStage({ maxUrlLength: p.cfg.limits.maxUrlLength, page: p.page }),
-      selfStage({ self: p.self, page: p.page, name: p.cfg.name, routes: p.routes }),
+      selfStage({ self: p.self, page: p.page, name: p.cfg.name, routes: p.routes, localTls: p.localTls }),
       officeAccess(p),
       maxForwardsStage(),
       policyStage(p.rules, p.page),
@@ -79,6 +82,7 @@ export function interceptStages(p: ChainParts): { decide: HttpStage[]; serve: Ht
   return {
     decide: [
       targetStage({ maxUrlLength: p.cfg.limits.maxUrlLength, page: p.page }),
+      selfStage({ self: p.self, page: p.page, name: p.cfg.name, routes: p.routes }),
       officeAccess(p),
       maxForwardsStage(),
       policyStage(p.rules, p.page),

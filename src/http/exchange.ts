@@ -174,6 +174,8 @@ export interface TunnelOutcome {
   kind: "tunnel";
   host: string;
   port: number;
+  /** A tunnel to gatehouse itself (its pages over HTTPS): decrypted and answered, never relayed. */
+  local?: true;
 }
 
 export type HttpOutcome = HttpResponse | TunnelOutcome;

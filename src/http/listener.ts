@@ -19,7 +19,7 @@ type Limits = Config["proxy"]["limits"];
 interface Bound {
   server: Server;
   addr: ListenAddress;
-  handlers: HttpHandlers;
+  route: { handlers: HttpHandlers };
 }
 
 /**
@@ -72,7 +72,7 @@ export class HttpListeners implements Part {
   commit(): void {
     for (const b of this.retained) {
       this.opts.previous?.release(b);
-      b.handlers = this.opts.handlers;
+      b.route.handlers = this.opts.handlers;
       tune(b.server, this.opts.limits);
     }
     this.owned = this.order;
@@ -111,26 +111,11 @@ export class HttpListeners implements Part {
   }
 
   private async bind(addr: ListenAddress): Promise<Bound> {
-    const limits = this.opts.limits;
-    const server = createServer({
-      maxHeaderSize: limits.maxHeaderSize,
-      // A 1 GB upload may take long; what must not happen is silence, which the body timer catches.
-      requestTimeout: 0,
-      connectionsCheckingInterval: Math.min(1000, limits.headerTimeout),
-      // Host is checked by the target stage, with a page that says what is wrong.
-      requireHostHeader: false,
-      joinDuplicateHeaders: false,
-    });
-    tune(server, limits);
-    const bound: Bound = { server, addr, handlers: this.opts.handlers };
+    const route = { handlers: this.opts.handlers };
+    const server = httpServer(this.opts.limits, route, (socket) => this.ctx(socket));
+    const bound: Bound = { server, addr, route };
     const activity = this.opts.activity;
     server.on("connection", (socket: Socket) => this.contexts.set(socket, this.context(socket)));
-    server.on("request", (req, res) => bound.handlers.request(req, res, this.ctx(req.socket)));
-    server.on("checkContinue", (req, res) => bound.handlers.request(req, res, this.ctx(req.socket)));
-    server.on("connect", (req, socket, head) => bound.handlers.connect(req, socket as Socket, head, this.ctx(socket as Socket)));
-    server.on("clientError", (err, socket) =>
-      bound.handlers.clientError(err as NodeJS.ErrnoException, socket as Socket, this.ctx(socket as Socket)),
-    );
     server.on("close", () => activity.servers.delete(server));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
@@ -159,6 +144,59 @@ export class HttpListeners implements Part {
       local: { address: normalizeAddress(socket.localAddress ?? ""), port: socket.localPort ?? 0 },
       scheme: "http",
     };
+  }
+}
+
+/**
+ * A node:http server that hands every request of a connection, with that connection's context, to
+ * whatever handlers `route` points at now (a reload re-points it).
+ */
+function httpServer(limits: Limits, route: { handlers: HttpHandlers }, ctx: (socket: Socket) => ConnectionContext): Server {
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderSize,
+    // A 1 GB upload may take long; what must not happen is silence, which the body timer catches.
+    requestTimeout: 0,
+    connectionsCheckingInterval: Math.min(1000, limits.headerTimeout),
+    // Host is checked by the target stage, with a page that says what is wrong.
+    requireHostHeader: false,
+    joinDuplicateHeaders: false,
+  });
+  tune(server, limits);
+  server.on("request", (req, res) => route.handlers.request(req, res, ctx(req.socket)));
+  server.on("checkContinue", (req, res) => route.handlers.request(req, res, ctx(req.socket)));
+  server.on("connect", (req, socket, head) => route.handlers.connect(req, socket as Socket, head, ctx(socket as Socket)));
+  server.on("clientError", (err, socket) =>
+    route.handlers.clientError(err as NodeJS.ErrnoException, socket as Socket, ctx(socket as Socket)),
+  );
+  return server;
+}
+
+/**
+ * An HTTP server that listens nowhere: connections are handed to it, each with its context. The
+ * decrypted side of intercepted tunnels comes in here, and goes through the same request path as
+ * everything else. One per process; a reload points it at the new handlers.
+ */
+export class AdoptingServer {
+  private readonly server: Server;
+  private readonly contexts = new WeakMap<Socket, ConnectionContext>();
+  private readonly route: { handlers: HttpHandlers };
+
+  constructor(handlers: HttpHandlers, limits: Limits, activity: Activity) {
+    this.route = { handlers };
+    this.server = httpServer(limits, this.route, (socket) => this.contexts.get(socket) as ConnectionContext);
+    activity.servers.add(this.server);
+  }
+
+  /** Serves HTTP on an already open connection (a TLS socket over a tunnel). */
+  adopt(socket: Socket, ctx: ConnectionContext): void {
+    this.contexts.set(socket, ctx);
+    this.server.emit("connection", socket);
+  }
+
+  /** A reload: new requests on every adopted connection go to the new handlers. */
+  update(handlers: HttpHandlers, limits: Limits): void {
+    this.route.handlers = handlers;
+    tune(this.server, limits);
   }
 }
 

@@ -6,6 +6,7 @@ import type { Logger } from "../log/logger.js";
 import type { Handler } from "../pipeline/stage.js";
 import { accessEvent } from "./access-entry.js";
 import type { Activity } from "./activity.js";
+import type { Bumper } from "./bump.js";
 import { handleConnect, type TunnelSettings } from "./connect.js";
 import { type ConnectionContext, HttpExchange, type HttpOutcome, type HttpResponse, nextRequestId } from "./exchange.js";
 import type { HttpHandlers } from "./listener.js";
@@ -19,6 +20,8 @@ export interface ServiceDeps {
   page: PageMaker;
   limits: Config["proxy"]["limits"];
   tunnel: TunnelSettings;
+  /** TLS termination for CONNECT, when the office CA exists (known once the generation is prepared). */
+  bumper?: () => Bumper | undefined;
   events: Events;
   log: Logger;
   activity: Activity;

@@ -62,6 +62,19 @@ export function describeUpstreamError(
       },
     };
   }
+  const tls = certificateProblem(inner);
+  if (tls) {
+    return {
+      page: {
+        status: 502,
+        title: "Insecure connection refused",
+        message: `The site ${hostname} presented a certificate that cannot be trusted: ${tls}.`,
+        details: [
+          "Nothing was sent to it. If this is a site of your own with a private certificate authority, the administrator can add that CA to certs/upstream-ca/.",
+        ],
+      },
+    };
+  }
   if (inner === "ENOTFOUND" || inner === "EAI_AGAIN" || inner === "ENODATA") {
     return {
       page: {
@@ -113,4 +126,31 @@ export function describeUpstreamError(
   return {
     page: { status: 502, title: "Bad gateway", message: `The server at ${host} ${what} before sending a complete response.` },
   };
+}
+
+/** What is wrong with an origin's certificate, from node's verification codes. */
+function certificateProblem(code: string): string | undefined {
+  switch (code) {
+    case "CERT_HAS_EXPIRED":
+      return "it has expired";
+    case "CERT_NOT_YET_VALID":
+      return "it is not valid yet";
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return "it was issued for another name";
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+      return "it is self-signed (issued by an unknown authority)";
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+      return "it was issued by an unknown authority";
+    case "CERT_REVOKED":
+      return "it has been revoked";
+    case "CERT_SIGNATURE_FAILURE":
+    case "CERT_UNTRUSTED":
+    case "CERT_REJECTED":
+      return "its signature does not verify";
+    default:
+      return undefined;
+  }
 }

@@ -1,3 +1,4 @@
+import type { SecureContext } from "node:tls";
 import { Agent } from "undici";
 import type { Config } from "../config/schema.js";
 import { type LookupFunction, refuseLoopback } from "../net/lookup.js";
@@ -42,6 +43,8 @@ export class Upstream {
     lookup: LookupFunction,
     private readonly via: string,
     private readonly forwardedFor: boolean,
+    /** The roots origins' certificates are verified against (tls/trust.ts). */
+    trust?: SecureContext,
   ) {
     const options = (l: LookupFunction) => ({
       connections: cfg.maxConnectionsPerOrigin,
@@ -50,7 +53,7 @@ export class Upstream {
       headersTimeout: cfg.headersTimeout,
       bodyTimeout: cfg.bodyTimeout,
       maxHeaderSize: 64 * 1024,
-      connect: { timeout: cfg.connectTimeout, lookup: l as never },
+      connect: { timeout: cfg.connectTimeout, lookup: l as never, ...(trust ? { secureContext: trust } : {}) },
     });
     this.trusted = new Agent(options(lookup));
     this.guarded = new Agent(options(refuseLoopback(lookup)));

@@ -52,6 +52,8 @@ export class Firewall {
   private constructor(
     readonly file: string,
     private readonly rules: Rule[],
+    /** The named groups, for settings elsewhere that name them (proxy.interceptClients). */
+    readonly groups: ReadonlyMap<string, AddressSet> = new Map(),
   ) {}
 
   static empty(file: string): Firewall {
@@ -88,7 +90,8 @@ export class Firewall {
       if (rule) rules.push(rule);
     }
     diagnostics.sort((a, b) => a.line - b.line);
-    return { firewall: new Firewall(file, rules), diagnostics };
+    const sets = new Map([...groups].map(([name, members]) => [name, new AddressSet(members)] as const));
+    return { firewall: new Firewall(file, rules, sets), diagnostics };
   }
 
   /** The first rule that matches, or undefined (then the default applies). */

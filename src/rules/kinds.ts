@@ -49,6 +49,25 @@ export function compileInWorker(
   });
 }
 
+/**
+ * rules/intercept.txt (HTTPS to decrypt, beside proxy.intercept) and rules/no-intercept.txt (never
+ * decrypted, whatever else says so): domain lists in the blocklist formats.
+ */
+export interface InterceptList {
+  which: "intercept" | "no-intercept";
+  list: DomainList;
+}
+
+export const interceptFiles: FileKind<InterceptList> = {
+  name: "intercept list",
+  matches: (rel) => rel === "intercept.txt" || rel === "no-intercept.txt",
+  compile: (file, text) => {
+    const { list, diagnostics } = DomainList.compile(file, "block", text);
+    return { value: { which: file.endsWith("no-intercept.txt") ? "no-intercept" : "intercept", list }, diagnostics };
+  },
+  count: ({ list }) => list.stats.entries,
+};
+
 export const blockFiles = listKind("block");
 export const allowFiles = listKind("allow");
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
-import { allowFiles, blockFiles, firewallFile } from "./kinds.js";
+import { allowFiles, blockFiles, firewallFile, interceptFiles } from "./kinds.js";
 import { RemoteLists } from "./remote.js";
 import { RuleSet } from "./ruleset.js";
 import { type FileKind, type FileSummary, RulesStore } from "./store.js";
@@ -26,7 +26,7 @@ export class Rules {
   ) {
     this.store = new RulesStore(
       [
-        { dir: config.rules, kinds: [blockFiles, allowFiles, firewallFile, ...extraKinds] },
+        { dir: config.rules, kinds: [blockFiles, allowFiles, firewallFile, interceptFiles, ...extraKinds] },
         { dir: config.listsDir, kinds: [blockFiles, allowFiles] },
       ],
       log,
@@ -58,7 +58,7 @@ export class Rules {
   private rebuild(): void {
     const lists = [...this.store.values(blockFiles), ...this.store.values(allowFiles)];
     const [firewall] = this.store.values(firewallFile);
-    this.current = new RuleSet(lists, firewall);
+    this.current = new RuleSet(lists, firewall, this.store.values(interceptFiles));
     for (const l of this.listeners) l();
   }
 

@@ -2,6 +2,7 @@ import type { RuleRef } from "../pipeline/stage.js";
 import { normalizeDomain } from "./domain.js";
 import type { DomainList, ListMatch } from "./domain-list.js";
 import { Firewall, type FirewallAction, type FirewallQuery } from "./firewall.js";
+import type { InterceptList } from "./kinds.js";
 
 export interface DomainVerdict {
   blocked: boolean;
@@ -34,6 +35,7 @@ export class RuleSet {
   constructor(
     readonly lists: readonly DomainList[],
     readonly firewall: Firewall = Firewall.empty("rules/firewall.rules"),
+    private readonly interceptLists: readonly InterceptList[] = [],
   ) {
     this.blockPatterns = lists.filter((l) => l.block.hasPatterns);
     this.allowPatterns = lists.filter((l) => l.allow.hasPatterns);
@@ -66,6 +68,16 @@ export class RuleSet {
   private patterns(name: string, lists: readonly DomainList[], role: "block" | "allow"): RuleRef | undefined {
     for (const list of lists) {
       const m = list[role].matchPatterns(name);
+      if (m) return { file: list.file, line: m.line, text: m.text };
+    }
+    return undefined;
+  }
+
+  /** The rule of rules/intercept.txt or rules/no-intercept.txt that names this host, if any. */
+  interceptRule(name: string, which: "intercept" | "no-intercept"): RuleRef | undefined {
+    for (const { which: w, list } of this.interceptLists) {
+      if (w !== which) continue;
+      const m = list.block.matchHashed(name) ?? list.block.matchPatterns(name);
       if (m) return { file: list.file, line: m.line, text: m.text };
     }
     return undefined;

@@ -24,6 +24,8 @@ export function selfStage(opts: {
   page: PageMaker;
   name: string;
   routes?: readonly LocalRoute[];
+  /** True when gatehouse can answer TLS itself (the office CA exists): its pages over HTTPS. */
+  localTls?: () => boolean;
 }): Stage<HttpExchange, HttpOutcome> {
   const routes = new Map((opts.routes ?? []).map((r) => [r.path, r]));
   return {
@@ -31,6 +33,10 @@ export function selfStage(opts: {
     handle(x, next) {
       if (x.connect) {
         if (!opts.self.matches(x.host, x.port)) return next(x);
+        if (opts.localTls?.()) {
+          x.decisions.push({ stage: "self", action: "answer", reason: "tunnel to gatehouse's own pages" });
+          return Promise.resolve({ kind: "tunnel", host: x.host, port: x.port, local: true });
+        }
         x.decisions.push({ stage: "self", action: "deny", reason: "tunnel to one of gatehouse's own listeners" });
         x.log.cache = "TCP_DENIED";
         return Promise.resolve(
