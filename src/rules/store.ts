@@ -9,7 +9,12 @@ export interface FileKind<T = unknown> {
   readonly name: string;
   /** `rel` is relative to the root, with "/" separators: "block/ads.txt", "firewall.rules". */
   matches(rel: string): boolean;
-  compile(display: string, text: string): { value: T; diagnostics: Diagnostic[] };
+  compile(display: string, text: string, companions?: (string | undefined)[]): { value: T; diagnostics: Diagnostic[] };
+  /**
+   * Files read with this one (a certificate's key beside it), as paths relative to the same root:
+   * a change to any of them recompiles this file; their texts (undefined if missing) go to compile.
+   */
+  companions?(rel: string): string[];
   /** The same, off the main thread; used for big files once gatehouse is serving. */
   compileOffThread?(display: string, text: string): Promise<{ value: T; diagnostics: Diagnostic[] }>;
   /** Entries a compiled file holds, for the start and reload log lines. */
@@ -91,17 +96,18 @@ export class RulesStore {
   }
 
   private load(abs: string, kind: FileKind, display: string): boolean {
-    let before: ReturnType<typeof statSync>;
+    const others = kind.companions?.(abs) ?? [];
+    let stamp: string;
     let text: string;
+    let companionTexts: (string | undefined)[] = [];
     try {
-      before = statSync(abs);
+      stamp = stampOf(abs, others);
       const previous = this.entries.get(abs);
-      const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;
       if (previous && previous.stamp === stamp) return false;
       text = readFileSync(abs, "utf8");
-      const after = statSync(abs);
+      companionTexts = others.map(readIfThere);
       // Caught mid-write: leave it for the next scan.
-      if (`${after.ino}:${after.size}:${after.mtimeMs}` !== stamp) return false;
+      if (stampOf(abs, others) !== stamp) return false;
     } catch (err) {
       this.log?.warn(
         { file: display, err: (err as Error).message },
@@ -109,7 +115,6 @@ export class RulesStore {
       );
       return false;
     }
-    const stamp = `${before.ino}:${before.size}:${before.mtimeMs}`;
     if (this.onLateChange && kind.compileOffThread && text.length >= OFF_THREAD_BYTES) {
       if (this.compiling.get(abs) === stamp) return false;
       this.compiling.set(abs, stamp);
@@ -129,7 +134,7 @@ export class RulesStore {
       });
       return false;
     }
-    const { value, diagnostics } = kind.compile(display, text);
+    const { value, diagnostics } = kind.compile(display, text, companionTexts);
     return this.apply(abs, kind, display, stamp, value, diagnostics);
   }
 
@@ -205,6 +210,29 @@ export class RulesStore {
     this.watchers = [];
     this.onLateChange = undefined;
     await this.tasks.settle();
+  }
+}
+
+/** Inode, size and mtime of a file and its companions: any save (in place or by rename) changes it. */
+function stampOf(abs: string, companions: readonly string[]): string {
+  const st = statSync(abs);
+  let stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  for (const c of companions) {
+    try {
+      const cs = statSync(c);
+      stamp += `|${cs.ino}:${cs.size}:${cs.mtimeMs}`;
+    } catch {
+      stamp += "|-";
+    }
+  }
+  return stamp;
+}
+
+function readIfThere(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,14 +1,17 @@
+import type { Diagnostic } from "../config/diagnostic.js";
 import type { Config } from "../config/schema.js";
 import type { Part } from "../lifecycle/part.js";
 import type { Logger } from "../log/logger.js";
 import { CaError, OfficeCa } from "./ca.js";
+import { CertStore } from "./cert-store.js";
 import { LeafMinter } from "./leaf.js";
 import { type UpstreamTrust, upstreamTrust } from "./trust.js";
 
 /**
  * The TLS material of one generation: the office CA and its leaf minter (when certs/ has a CA),
- * and the roots upstream certificates are verified against. A reload that keeps the same CA keeps
- * the minter, and with it every leaf minted so far.
+ * the certificate pairs of the fronts, and the roots upstream certificates are verified against.
+ * A reload that keeps the same CA keeps the minter (and every leaf minted so far); one that keeps
+ * the certs directory keeps the watched store.
  */
 export class TlsPart implements Part {
   readonly name = "certs";
@@ -16,6 +19,9 @@ export class TlsPart implements Part {
   minter: LeafMinter | undefined;
   /** Read when the generation is built: the origin pools are made with it. */
   readonly trust: UpstreamTrust;
+  readonly store: CertStore;
+  private readonly keptStore: boolean;
+  private handedOn = false;
 
   constructor(
     private readonly config: Pick<Config, "certs" | "proxy">,
@@ -23,6 +29,8 @@ export class TlsPart implements Part {
     private readonly previous?: TlsPart,
   ) {
     this.trust = upstreamTrust(config.certs);
+    this.keptStore = previous !== undefined && previous.config.certs === config.certs;
+    this.store = this.keptStore && previous ? previous.store : new CertStore(config.certs, log, () => this.minter);
   }
 
   async prepare(): Promise<void> {
@@ -41,11 +49,49 @@ export class TlsPart implements Part {
       );
     }
     for (const p of this.trust.problems) this.log.warn({ file: p.file, code: p.code }, `${p.file}: ${p.message}`);
+    // A bad pair is logged and keeps its last good version; it never stops the rest.
+    if (!this.keptStore) this.store.load();
   }
 
-  commit(): void {}
+  commit(): void {
+    if (this.keptStore && this.previous) this.previous.handedOn = true;
+    else this.store.watch();
+  }
 
-  async abort(): Promise<void> {}
+  async abort(): Promise<void> {
+    if (!this.keptStore) await this.store.close();
+  }
 
-  async dispose(): Promise<void> {}
+  async dispose(): Promise<void> {
+    if (!this.handedOn) await this.store.close();
+  }
+}
+
+/** Every TLS problem `gatehouse check` reports: the CA, the fronts' pairs, certs/upstream-ca. */
+export function checkTls(config: Pick<Config, "certs" | "proxy">): { problems: Diagnostic[]; summary: string[] } {
+  const problems: Diagnostic[] = [];
+  const summary: string[] = [];
+  const dir = config.certs;
+  if (OfficeCa.exists(dir)) {
+    try {
+      const ca = OfficeCa.load(dir);
+      summary.push(`${ca.certFile}: office CA, valid until ${ca.summary().notAfter.slice(0, 10)}`);
+    } catch (err) {
+      // The message names its file already ("certs/ca.key: ..."): keep it whole.
+      const [file = dir, ...rest] = (err as Error).message.split(": ");
+      problems.push({ file, line: 0, code: err instanceof CaError ? err.code : "GH_CA_INVALID", message: rest.join(": ") });
+    }
+  } else if (config.proxy.intercept.length > 0) {
+    problems.push({
+      file: `${dir}/ca.crt`,
+      line: 0,
+      code: "GH_CA_MISSING",
+      message: "proxy.intercept is set but there is no office CA; create it with: npx gatehouse ca init",
+    });
+  }
+  const store = new CertStore(dir, undefined, () => undefined);
+  problems.push(...store.load());
+  for (const p of store.pairs()) summary.push(`${p.file}: ${p.names.join(", ")} (until ${p.notAfter.slice(0, 10)})`);
+  problems.push(...upstreamTrust(dir).problems);
+  return { problems, summary };
 }
