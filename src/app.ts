@@ -1,6 +1,8 @@
 import type { AddressInfo, Socket } from "node:net";
 import { isDeepStrictEqual } from "node:util";
+import { addressFacing, pacRoutes, wpadNames } from "./admin/pac.js";
 import { AdminListener } from "./admin/server.js";
+import { AdminState } from "./admin/state.js";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
@@ -10,7 +12,7 @@ import { QueryLog } from "./dns/query-log.js";
 import { DnsResolver } from "./dns/resolver.js";
 import { DnsServer } from "./dns/server.js";
 import { TYPE } from "./dns/wire.js";
-import { Events } from "./events/events.js";
+import { Events, type RulesEvent } from "./events/events.js";
 import { type Explanation, explain } from "./explain/explain.js";
 import { Activity } from "./http/activity.js";
 import { Bumper, Refusals } from "./http/bump.js";
@@ -61,6 +63,8 @@ interface Generation {
   upstream: UpstreamPart;
   proxy: HttpListeners;
   admin: AdminListener;
+  /** The dashboard's counters, logins and history: kept across reloads while admin.state stays. */
+  dashboard: Reusable<AdminState>;
   /** The forward chain's deciding stages, for explain. */
   explainForward: ReturnType<typeof decisionChain>;
   /** In prepare order; committed in the same order, disposed together. */
@@ -176,7 +180,11 @@ export class Gatehouse {
       () => new Rules(config, this.log, DNS_FILE_KINDS),
       {
         prepare: async (r) => r.load(),
-        start: (r) => r.start(),
+        start: (r) => {
+          r.onChange(() => this.events.rules.emit(rulesEvent(r, "changed")));
+          this.events.rules.emit(rulesEvent(r, "loaded"));
+          r.start();
+        },
         kept: (r) => r.rescan(),
         close: (r) => r.close(),
       },
@@ -203,8 +211,16 @@ export class Gatehouse {
           const unsubscribe = config.log.queries.file === "" ? undefined : this.events.query.subscribe((e) => log.writeEvent(e));
           return { unsubscribe, close: () => log.close() };
         });
+    const dashboard = new Reusable<AdminState>(
+      "admin.state",
+      previous?.dashboard,
+      (s) => s.dir === config.admin.state,
+      () => new AdminState(this, config.admin.state, config.admin.recentLog, this.log),
+      { prepare: (s) => s.open(), start: (s) => s.start(), close: (s) => s.close() },
+    );
     const resolver = new DnsResolver({
       cfg: config.dns,
+      wpad: { names: wpadNames(cfg.pac), address: addressFacing },
       rules: rules.value,
       log: this.log,
       events: this.events,
@@ -227,7 +243,7 @@ export class Gatehouse {
       page: pageMaker({ proxyName: cfg.name, contact: cfg.contact, ruleRoots: rules.value.roots }),
       self: this.self,
       cache: cache.value.stage(),
-      routes: caRoutes(() => tls.ca, cfg.name),
+      routes: [...caRoutes(() => tls.ca, cfg.name), ...pacRoutes(cfg)],
       localTls: () => tls.ca !== undefined,
     };
     const guarded = refuseLoopback(lookup);
@@ -277,12 +293,7 @@ export class Gatehouse {
     });
     const admin = new AdminListener(
       config.admin.listen === "" ? undefined : (parseListen(config.admin.listen) as ListenAddress),
-      {
-        cache: () => this.current.cache.value,
-        password: () => this.current.config.admin.password,
-        explain: (target, client) => this.explain(target, client),
-        log: this.log,
-      },
+      { source: this, state: dashboard.value, log: this.log },
       previous?.admin,
     );
     if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {
@@ -301,10 +312,14 @@ export class Gatehouse {
       upstream,
       proxy,
       admin,
+      dashboard,
       explainForward: decisionChain(forwardStages(parts)),
       parts: [
         ...(accessLog ? [accessLog] : []),
         ...(queryLog ? [queryLog] : []),
+        // Before rules: it starts listening for rule events when committed, and rules announce
+        // their first load when they are.
+        dashboard,
         rules,
         cache,
         tls,
@@ -487,6 +502,17 @@ export class Gatehouse {
     gen.upstream.upstream.destroy();
     this.log.info("gatehouse stopped");
   }
+}
+
+function rulesEvent(r: Rules, reason: RulesEvent["reason"]): RulesEvent {
+  const files = r.summary();
+  return {
+    time: Date.now(),
+    reason,
+    files: files.length,
+    entries: files.reduce((n, f) => n + (f.entries ?? 0), 0),
+    errors: files.reduce((n, f) => n + f.errors, 0),
+  };
 }
 
 export function fmtAddress(a: AddressInfo): string {

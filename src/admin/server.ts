@@ -1,27 +1,57 @@
-import { timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ExplainInputError, type Explanation } from "../explain/explain.js";
-import type { HttpCache } from "../http/cache/http-cache.js";
 import { sameListen } from "../http/listener.js";
 import type { Part } from "../lifecycle/part.js";
 import type { Logger } from "../log/logger.js";
-import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address.js";
+import { type ListenAddress, normalizeAddress } from "../net/address.js";
+import { cacheRoutes } from "./api/cache.js";
+import { logRoutes } from "./api/logs.js";
+import { overviewRoutes } from "./api/overview.js";
+import type { Ctx, Route } from "./api/route.js";
+import { ruleRoutes } from "./api/rules.js";
+import { sessionRoutes } from "./api/session.js";
+import { Guard } from "./auth/guard.js";
+import { assetRoutes } from "./dashboard/assets.js";
+import { AdminError, sendError, sendJson } from "./http.js";
+import type { AdminSource, AdminState } from "./state.js";
 
-/** What the admin API reads; functions of the generation in force, so a reload shows at once. */
+// The same file from src/admin/ (tests) and dist/admin/ (npm start): both are two levels down.
+const OPENAPI = new URL("../../docs/openapi.json", import.meta.url);
+
+const openapiRoute: Route = {
+  method: "GET",
+  path: "/api/openapi.json",
+  access: "read",
+  handle: () => JSON.parse(readFileSync(OPENAPI, "utf8")) as unknown,
+};
+
+/** Every route of the admin listener; docs/openapi.json describes the /api/ ones and /metrics. */
+export const ROUTES: readonly Route[] = [
+  ...assetRoutes,
+  ...sessionRoutes,
+  ...overviewRoutes,
+  ...logRoutes,
+  ...ruleRoutes,
+  ...cacheRoutes,
+  openapiRoute,
+];
+
+const byPath = new Map<string, Route[]>();
+for (const r of ROUTES) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+
 export interface AdminDeps {
-  cache(): HttpCache;
-  password(): string;
-  explain(target: string, client: string | undefined): Promise<Explanation>;
+  source: AdminSource;
+  state: AdminState;
   log: Logger;
 }
 
 type Handle = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
- * The admin listener's JSON API (the dashboard comes next and sits on the same routes). With no
- * password only loopback clients may use it; with one, HTTP Basic auth. A Part: a reload that keeps
- * admin.listen keeps the socket.
+ * The admin listener: the dashboard's pages, its JSON API and /metrics. Who may use it is the
+ * Guard's to say. A Part: a reload that keeps admin.listen keeps the socket (and the live pages on
+ * it), and only the route to the new generation changes.
  */
 export class AdminListener implements Part {
   readonly name = "admin.listen";
@@ -29,12 +59,21 @@ export class AdminListener implements Part {
   private bound: { server: Server; route: { handle: Handle } } | undefined;
   private created: AdminListener["bound"];
   private retained: AdminListener["bound"];
+  private readonly guard: Guard;
 
   constructor(
     private readonly addr: ListenAddress | undefined,
     private readonly deps: AdminDeps,
     private readonly previous?: AdminListener,
-  ) {}
+  ) {
+    const src = deps.source;
+    this.guard = new Guard(
+      deps.state,
+      () => src.config.admin.password,
+      () => src.config.admin.clients,
+      () => src.config.admin.session,
+    );
+  }
 
   async prepare(): Promise<void> {
     const addr = this.addr;
@@ -45,7 +84,9 @@ export class AdminListener implements Part {
       return;
     }
     const route = { handle: (req: IncomingMessage, res: ServerResponse) => this.handle(req, res) };
-    const server = createServer((req, res) => route.handle(req, res));
+    const server = createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => route.handle(req, res));
+    // Live pages hold their response open for as long as they are shown.
+    server.timeout = 0;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
         reject(new Error(`cannot listen on ${addr.text} (${err.code ?? err.message}); is another program using it?`)),
@@ -82,69 +123,39 @@ export class AdminListener implements Part {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const client = normalizeAddress(req.socket.remoteAddress ?? "");
-    const json = (status: number, body: unknown, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...extra });
-      res.end(`${JSON.stringify(body, null, 2)}\n`);
-    };
-    if (!this.authorized(req, client)) {
-      const password = this.deps.password();
-      return json(
-        password ? 401 : 403,
-        {
-          error: password ? "password required" : "the admin API answers loopback clients only while admin.password is empty",
-        },
-        password ? { "www-authenticate": 'Basic realm="gatehouse admin"' } : {},
-      );
-    }
-    const url = new URL(req.url ?? "/", "http://admin");
-    if (req.method === "GET" && url.pathname === "/api/cache/stats") return json(200, this.deps.cache().stats());
-    if (req.method === "POST" && url.pathname === "/api/cache/purge") {
-      const target = url.searchParams.get("url");
-      if (!target) return json(400, { error: "give the URL to purge as ?url=" });
-      let href: string;
-      try {
-        href = new URL(target).href;
-      } catch {
-        return json(400, { error: `"${target.slice(0, 200)}" is not a URL; give an absolute URL like http://example.com/page` });
-      }
-      const purged = this.deps.cache().purge(href);
-      this.deps.log.info({ url: href, purged, client }, "cache purge");
-      return json(200, { url: href, purged });
-    }
-    if (req.method === "GET" && url.pathname === "/api/explain") {
-      const target = url.searchParams.get("target");
-      if (!target) return json(400, { error: "give the URL or domain to explain as ?target=" });
-      this.deps.explain(target, url.searchParams.get("client") ?? undefined).then(
-        (e) => json(200, e),
-        (err: unknown) =>
-          err instanceof ExplainInputError
-            ? json(400, { error: err.message })
-            : json(500, { error: `explain failed: ${(err as Error).message}` }),
-      );
-      return;
-    }
-    if (req.method === "GET" && url.pathname === "/") {
-      return json(200, {
-        gatehouse: "admin API",
-        routes: ["GET /api/cache/stats", "POST /api/cache/purge?url=URL", "GET /api/explain?target=URL|DOMAIN&client=IP"],
-      });
-    }
-    json(404, { error: `no route ${req.method} ${url.pathname}` });
+    this.serve(req, res).catch((err: unknown) => {
+      if (err instanceof AdminError) return sendError(res, err);
+      this.deps.log.error({ err, url: req.url }, "admin: request failed");
+      sendJson(res, 500, { error: `the admin could not answer: ${(err as Error).message}`, code: "GH_ADMIN_INTERNAL" });
+    });
   }
 
-  private authorized(req: IncomingMessage, client: string): boolean {
-    const password = this.deps.password();
-    if (password === "") return isLoopback(client);
-    const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-    if (!m) return false;
-    const given = Buffer.from(
-      Buffer.from(m[1] as string, "base64")
-        .toString("utf8")
-        .replace(/^[^:]*:/, ""),
-    );
-    const want = Buffer.from(password);
-    return given.length === want.length && timingSafeEqual(given, want);
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = normalizeAddress(req.socket.remoteAddress ?? "");
+    this.guard.checkReach(req, client);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://admin");
+    } catch {
+      throw new AdminError(400, "GH_ADMIN_BAD_REQUEST", "the request target is not a path");
+    }
+    const candidates = byPath.get(url.pathname);
+    if (!candidates) throw new AdminError(404, "GH_ADMIN_NOT_FOUND", `no page or API call at ${url.pathname.slice(0, 200)}`);
+    const route = candidates.find((r) => r.method === req.method);
+    if (!route) {
+      const allow = candidates.map((r) => r.method).join(", ");
+      throw new AdminError(405, "GH_ADMIN_METHOD", `${url.pathname} takes ${allow}`, undefined, { allow });
+    }
+    const principal = await this.guard.identify(req, client);
+    if (route.access !== "public") {
+      if (!principal)
+        throw new AdminError(401, "GH_ADMIN_LOGIN", "log in first (POST /api/login), or send the CLI's token or the password");
+      if (route.access === "change") this.guard.checkChange(req, principal);
+    }
+    const { source, state, log } = this.deps;
+    const ctx: Ctx = { req, res, url, client, principal, src: source, state, guard: this.guard, log };
+    const body = await route.handle(ctx);
+    if (body !== undefined) sendJson(res, 200, body);
   }
 }
 

@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { request } from "undici";
+import { TOKEN_FILE } from "../admin/state.js";
 import type { Config } from "../config/schema.js";
 import { parseListen } from "../net/address.js";
 
@@ -12,9 +15,18 @@ export class AdminClient {
     if (typeof addr === "string") throw new Error(`admin.listen: ${addr}`);
     const host = addr.host === undefined || addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host;
     this.base = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
-    this.headers = config.admin.password
-      ? { authorization: `Basic ${Buffer.from(`admin:${config.admin.password}`).toString("base64")}` }
-      : {};
+    this.headers = {};
+    // admin.password holds a hash, not the password: the CLI proves itself with the token the
+    // running gatehouse leaves in admin.state, readable only by the user it runs as.
+    if (config.admin.state !== "") {
+      try {
+        this.headers.authorization = `Bearer ${readFileSync(join(config.admin.state, TOKEN_FILE), "utf8").trim()}`;
+      } catch (err) {
+        if (config.admin.password !== "" && (err as NodeJS.ErrnoException).code === "EACCES") {
+          throw new Error(`cannot read ${join(config.admin.state, TOKEN_FILE)}; run this as the user gatehouse runs as`);
+        }
+      }
+    }
   }
 
   /** A JSON call; throws NotRunning when nothing answers, Error with the API's message otherwise. */

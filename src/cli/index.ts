@@ -4,7 +4,9 @@ import { caCommand } from "./ca.js";
 import { cacheCommand } from "./cache.js";
 import { checkCommand } from "./check.js";
 import { explainCommand } from "./explain.js";
+import { passwdCommand } from "./passwd.js";
 import { startCommand } from "./start.js";
+import { statusCommand } from "./status.js";
 
 const HELP = `gatehouse: the office's caching web proxy and DNS resolver
 
@@ -13,6 +15,8 @@ Usage:
   gatehouse check [-c FILE]      validate the config and every rules file; exit 1 on any problem
   gatehouse explain URL|DOMAIN [--client IP] [-c FILE]
                                  which rule decides a URL or a domain, and which rules lost
+  gatehouse status [-c FILE]     what the running gatehouse serves: listeners, rules, cache, DNS upstreams
+  gatehouse passwd               print the hash of a new admin password, for admin.password
   gatehouse cache stats [-c FILE]          entries, bytes and hit ratio of the running proxy's cache
   gatehouse cache purge URL [-c FILE]      remove a URL (every Vary variant) from the cache
   gatehouse ca [-c FILE]         create the office CA in certs/ if missing, and show it
@@ -38,6 +42,8 @@ const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   explain: explainCommand,
   cache: cacheCommand,
+  status: statusCommand,
+  passwd: passwdCommand,
   ca: caCommand,
 };
 

@@ -51,6 +51,7 @@ export function resolvePaths(config: Config, base: string): Config {
       queries: { ...config.log.queries, file: logFile(config.log.queries.file) },
     },
     proxy: { ...config.proxy, cache: { ...config.proxy.cache, dir: at(config.proxy.cache.dir) } },
+    admin: { ...config.admin, state: config.admin.state === "" ? "" : at(config.admin.state) },
   };
 }
 

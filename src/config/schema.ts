@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { isPasswordHash } from "../admin/auth/password.js";
 import { isAddressOrCidr, OFFICE_RANGES, parseHostPort, parseListen } from "../net/address.js";
 import { parseDuration, parseSize } from "./units.js";
 
@@ -99,6 +100,27 @@ const interceptTarget = z
     message: 'expected a domain like shop.example (subdomains included), or "*" for every site',
   });
 
+const pacEntry = z.string().refine((v) => isAddressOrCidr(v) || /^\*?\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/i.test(v), {
+  message: "expected a domain name like office.lan, an address, or a CIDR like 10.0.0.0/8",
+});
+
+const pac = z
+  .strictObject({
+    direct: z
+      .array(pacEntry)
+      .default([])
+      .describe(
+        "names (with their subdomains), addresses and CIDRs that /proxy.pac and /wpad.dat send direct, besides plain host names and the private ranges",
+      ),
+    wpad: z
+      .boolean()
+      .default(true)
+      .describe(
+        "answer wpad.NAME for each name in direct with gatehouse's address (DNS, office clients, unless a local record says otherwise)",
+      ),
+  })
+  .prefault({});
+
 const proxy = z
   .strictObject({
     listen: listenList([":3128"]).describe("addresses of the forward proxy; [] turns it off"),
@@ -108,6 +130,7 @@ const proxy = z
       .describe("addresses and CIDRs that may use the proxy"),
     connectPorts: z.array(port).default([443]).describe("ports that CONNECT tunnels may reach"),
     forwardedFor: z.boolean().default(false).describe("add X-Forwarded-For with the client address"),
+    pac,
     name: z.string().min(1).default("gatehouse").describe("name shown in Via and on the proxy's own pages"),
     contact: z.string().default("your IT administrator").describe("whom the block and error pages tell users to ask"),
     limits,
@@ -212,7 +235,30 @@ const admin = z
         message: 'expected "host:port" like 127.0.0.1:8080, or "" for off',
       })
       .describe('address of the admin page and API; "" turns it off'),
-    password: z.string().default("").describe("empty: admin reachable from loopback only"),
+    password: z
+      .string()
+      .default("")
+      .refine((v) => v === "" || isPasswordHash(v), {
+        message:
+          "must be a hash made by `gatehouse passwd`, never the password itself: run `npx gatehouse passwd`, type the password, and put the line it prints here",
+      })
+      .describe('a hash from `gatehouse passwd`; "": the admin answers loopback clients only, with no login'),
+    clients: z
+      .array(cidr)
+      .default([...OFFICE_RANGES])
+      .describe("addresses and CIDRs that may reach the admin when a password is set (with none, loopback only)"),
+    session: duration("8h").describe("a login lasts this long after its last use"),
+    loginAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe("failed logins one client address may make in 15 minutes; more get 429 until the window passes"),
+    state: z
+      .string()
+      .default("./var/admin")
+      .describe('where the dashboard keeps its last 24 hours (history.json) and the CLI its access token; "" = memory only'),
+    recentLog: size("4MiB").describe("memory for the recent access and query lines that the logs page searches"),
   })
   .prefault({});
 

@@ -31,6 +31,8 @@ import {
   rateLimitStage,
   specialNamesStage,
   unsupportedStage,
+  type WpadOptions,
+  wpadStage,
 } from "./stages.js";
 import { addressOf, CLASS, describeAnswer, encodeName, parseQuery, RCODE, readName, TYPE } from "./wire.js";
 
@@ -91,6 +93,8 @@ export interface ResolverOptions {
   previous?: DnsResolver;
   /** Epoch milliseconds, for TTLs, the rate limit and upstream health; tests move it. */
   now?: () => number;
+  /** WPAD names answered with gatehouse's own address (proxy.pac.wpad). */
+  wpad?: WpadOptions;
 }
 
 /**
@@ -102,7 +106,9 @@ export interface ResolverOptions {
  *    transfers we do not serve, and ANY (RFC 8482), are answered here before they can reach an
  *    upstream or the cache.
  * 4. local: the office's own names come before the blocklist, so no imported list can hide them;
- *    then localhost, .invalid and private reverse zones, which never go upstream (RFC 6761/6303).
+ *    then wpad.<office name> (proxy auto-configuration), after local records so one the office
+ *    wrote wins, and before the lists, which often block wpad.* names of the internet; then
+ *    localhost, .invalid and private reverse zones, which never go upstream (RFC 6761/6303).
  * 5. policy: firewall and lists, for the name asked.
  * 6. cname: wraps the cache, so names in a CNAME chain are checked on every answer, cached or not.
  * 7. cache: answers, collapses concurrent misses, prefetches, serves stale when upstreams fail.
@@ -164,6 +170,7 @@ export class DnsResolver implements Part {
       unsupportedStage(),
       anyStage(),
       localStage(() => this.local),
+      ...(o.wpad && o.wpad.names.size > 0 ? [wpadStage(o.wpad)] : []),
       specialNamesStage((name) => this.forwarder.forwardDomain(name) !== undefined),
       policyStage(() => this.rules.current, o.cfg),
       cnameStage(() => this.rules.current, o.cfg),

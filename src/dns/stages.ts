@@ -214,6 +214,39 @@ export function localStage(records: () => LocalRecords): DnsStage {
   };
 }
 
+export interface WpadOptions {
+  /** wpad.NAME for each office name (proxy.pac.direct). */
+  names: ReadonlySet<string>;
+  /** gatehouse's own address as the client reaches it. */
+  address: (client: string, family: 4 | 6) => string | undefined;
+}
+
+/**
+ * WPAD by DNS: a browser set to find its proxy automatically asks for wpad.<its domain> and loads
+ * /wpad.dat from there, so those names answer with gatehouse's own address. Only office clients'
+ * queries (the acl stage let them in); never the proxy's own lookups, which would loop back.
+ */
+export function wpadStage(o: WpadOptions): DnsStage {
+  return {
+    name: "wpad",
+    handle(x, next) {
+      const client = x.client.address;
+      if (client === undefined || x.mode === "resolve" || !o.names.has(x.name)) return next(x);
+      const answers: ResourceRecord[] = [];
+      const family = x.type === TYPE.A ? 4 : x.type === TYPE.AAAA ? 6 : undefined;
+      const address = family && o.address(client, family);
+      if (address)
+        answers.push({ name: x.name, type: x.type, ttl: 300, rdata: family === 4 ? rdataA(address) : rdataAAAA(address) });
+      x.decisions.push({
+        stage: "wpad",
+        action: "answer",
+        reason: "gatehouse's address for proxy auto-configuration (proxy.pac.wpad)",
+      });
+      return answer({ rcode: RCODE.NOERROR, authoritative: true, answers }, "local");
+    },
+  };
+}
+
 /** The same rules as the proxy: firewall (no port, method or path for DNS), then the lists. */
 export function policyStage(rules: () => RuleSet, cfg: DnsConfig): DnsStage {
   return {

@@ -44,6 +44,17 @@ export interface QueryEvent {
   ms: number;
 }
 
+/** The rules in force changed (or were first loaded): counts for metrics and the dashboard. */
+export interface RulesEvent {
+  time: number;
+  /** "loaded": a rules store started serving; "changed": a file changed, was added or removed. */
+  reason: "loaded" | "changed";
+  files: number;
+  entries: number;
+  /** Problems in the files now (a file with errors keeps its last good version in force). */
+  errors: number;
+}
+
 type Report = (channel: string, err: unknown) => void;
 
 /** A synchronous fan-out: emitting costs a loop over the subscribers, nothing when there are none. */
@@ -86,9 +97,11 @@ export class Channel<E> {
 export class Events {
   readonly access: Channel<AccessEvent>;
   readonly query: Channel<QueryEvent>;
+  readonly rules: Channel<RulesEvent>;
 
   constructor(report: Report = (channel, err) => process.emitWarning(`event sink for ${channel} failed: ${String(err)}`)) {
     this.access = new Channel("access", report);
     this.query = new Channel("query", report);
+    this.rules = new Channel("rules", report);
   }
 }

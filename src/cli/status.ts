@@ -1,0 +1,71 @@
+import type { Overview } from "../admin/state.js";
+import type { UpstreamHealth } from "../admin/stats/stats.js";
+import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
+import { loadConfig } from "../config/load.js";
+import { formatBytes } from "../config/units.js";
+import type { CacheStats } from "../http/cache/http-cache.js";
+import { AdminClient } from "./admin-client.js";
+
+interface Status {
+  version: string;
+  pid: number;
+  uptimeSeconds: number;
+  listeners: { proxy: string[]; dns: string[]; admin: string | null };
+  rules: { files: number; entries: number; errors: number; byKind: Record<string, { files: number; entries: number }> };
+  cache: CacheStats;
+  upstreams: UpstreamHealth[];
+  lastMinute: Overview["day"];
+  lastHour: Overview["day"];
+}
+
+function duration(s: number): string {
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : `${m}m ${s % 60}s`;
+}
+
+/** gatehouse status: what the running gatehouse serves, from its admin API. */
+export async function statusCommand(args: { config?: string }): Promise<number> {
+  let admin: AdminClient;
+  try {
+    admin = new AdminClient(loadConfig(args.config).config);
+  } catch (err) {
+    if (err instanceof DiagnosticsError) for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
+    else process.stderr.write(`gatehouse status: ${(err as Error).message}\n`);
+    return 1;
+  }
+  let s: Status;
+  try {
+    s = await admin.call<Status>("GET", "/api/status");
+  } catch (err) {
+    process.stderr.write(`gatehouse status: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const list = (xs: string[]) => (xs.length === 0 ? "off" : xs.join(", "));
+  const kinds = Object.entries(s.rules.byKind)
+    .map(([k, v]) => `${k} ${v.entries} in ${v.files} file${v.files === 1 ? "" : "s"}`)
+    .join("; ");
+  const c = s.cache;
+  const h = s.lastHour;
+  const lines = [
+    `gatehouse ${s.version}, running for ${duration(s.uptimeSeconds)} (pid ${s.pid})`,
+    "listeners:",
+    `  proxy  ${list(s.listeners.proxy)}`,
+    `  dns    ${list(s.listeners.dns)}`,
+    `  admin  ${s.listeners.admin ?? "off"}`,
+    `rules: ${s.rules.entries} entries in ${s.rules.files} files${kinds ? ` (${kinds})` : ""}, ${s.rules.errors} error${s.rules.errors === 1 ? "" : "s"}${s.rules.errors > 0 ? " (gatehouse check lists them)" : ""}`,
+    `cache: memory ${c.entries} entries, ${formatBytes(c.bytes)}; disk ${c.diskEntries} entries, ${formatBytes(c.diskBytes)}; hit ratio ${(c.hitRatio * 100).toFixed(1)}% (${c.hits} hits, ${c.misses} misses)`,
+    `last hour: ${h.requests} requests, ${h.queries} DNS queries, ${h.blockedRequests + h.blockedQueries} blocked`,
+    "dns upstreams:",
+    ...(s.upstreams.length === 0
+      ? ["  none configured"]
+      : s.upstreams.map(
+          (u) =>
+            `  ${u.server.padEnd(24)} ${u.state.padEnd(8)} ${u.latencyMs === undefined ? "-" : `${u.latencyMs} ms`} (${u.answers} answers, ${u.failures} failures in 15 min)`,
+        )),
+    "",
+  ];
+  process.stdout.write(lines.join("\n"));
+  return 0;
+}
