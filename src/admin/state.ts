@@ -188,7 +188,8 @@ export class AdminState {
   overview(): Overview {
     const s = this.stats;
     const now = s.now();
-    const recent = s.seconds.sum(now - 1000, 10);
+    // The last ten seconds, the one in progress included: a burst shows at once.
+    const recent = s.seconds.sum(now, 10);
     const day = s.minutes.sum(now, 1440);
     const hour = s.minutes.sum(now, 60);
     const minute = s.minutes.sum(now, 1);
