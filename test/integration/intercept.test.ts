@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import pino from "pino";
 import { OfficeCa } from "../../src/tls/ca.js";
 import { eventually, startProxy, type TestProxy } from "../helpers/proxy.js";
 import { rulesDir } from "../helpers/rules.js";
@@ -173,6 +174,52 @@ describe("HTTPS interception", () => {
     const r = await curl(proxy.port, `https://127.0.0.1:${proxy.port}/ca/check`, ["--cacert", officeCa]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.body, "trusted\n");
+  });
+});
+
+describe("hostile TLS clients of an intercepting proxy", () => {
+  let proxy: TestProxy;
+  const lines: { msg: string }[] = [];
+  before(async () => {
+    const certs = certsDir(makeCa());
+    OfficeCa.create(certs, "test office CA");
+    const log = pino({ level: "info", base: undefined }, { write: (s: string) => lines.push(JSON.parse(s)) });
+    proxy = await startProxy(
+      { certs, tls: { handshakeTimeout: "300ms" }, proxy: { intercept: ["*"], interceptPorts: [8443], connectPorts: [8443] } },
+      log,
+    );
+  });
+  after(() => proxy.close());
+
+  /** CONNECT, then `send` once the tunnel is up; resolves with everything received when the proxy closes. */
+  const tunnel = (send: Buffer | undefined) =>
+    new Promise<string>((resolve) => {
+      const s = connect(proxy.port, "127.0.0.1", () => s.write("CONNECT stall.test:8443 HTTP/1.1\r\nHost: stall.test\r\n\r\n"));
+      let got = "";
+      s.on("data", (c: Buffer) => {
+        got += c.toString("latin1");
+        if (send && got.endsWith("\r\n\r\n") && got.length < 60) s.write(send);
+      });
+      s.on("close", () => resolve(got));
+      s.on("error", () => {});
+    });
+
+  it("closes a client that never sends its ClientHello, and logs its address", async () => {
+    assert.equal(await tunnel(undefined), "HTTP/1.1 200 Connection Established\r\n\r\n");
+    await eventually(
+      () => lines.some((l) => /tunnel from 127\.0\.0\.1 closed: no TLS ClientHello within 300 ms/.test(l.msg)),
+      3000,
+      "logged",
+    );
+  });
+
+  it("closes a client whose server name is not a host name, and logs why", async () => {
+    const hello = Buffer.from(readFileSync(new URL("../fixtures/tls/node-sni-alpn.hex", import.meta.url), "utf8").trim(), "hex");
+    // Same length as "shop.example": the name becomes one a host cannot have.
+    const at = hello.indexOf(Buffer.from("shop.example"));
+    Buffer.from("shop!example").copy(hello, at);
+    await tunnel(hello);
+    await eventually(() => lines.some((l) => /the server name "shop!example" is not a host name/.test(l.msg)), 3000, "logged");
   });
 });
 
