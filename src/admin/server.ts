@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { sameListen } from "../http/listener.js";
 import type { Part } from "../lifecycle/part.js";
 import type { Logger } from "../log/logger.js";
 import { type ListenAddress, normalizeAddress } from "../net/address.js";
+import { sameListen } from "../net/listeners.js";
 import { cacheRoutes } from "./api/cache.js";
 import { logRoutes } from "./api/logs.js";
 import { overviewRoutes } from "./api/overview.js";
