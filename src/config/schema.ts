@@ -2,52 +2,12 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { isPasswordHash } from "../admin/auth/password.js";
 import { isAddressOrCidr, OFFICE_RANGES, parseHostPort, parseListen } from "../net/address.js";
-import { parseDuration, parseSize } from "./units.js";
+import { fronts } from "./fronts-schema.js";
+import { cidr, duration, listenList, port, size } from "./zod-types.js";
 
 // One schema for the whole of gatehouse.yaml. Every key has a default and a one-line doc (.describe),
-// strict objects make unknown keys errors, and the custom types below turn "256MiB" and "30s" into
-// numbers so the rest of the program never parses units again.
-
-const size = (def: string) =>
-  z
-    .union([z.string(), z.number()])
-    .transform((v, ctx) => {
-      const n = parseSize(v);
-      if (n === undefined) {
-        ctx.addIssue({ code: "custom", message: "expected a size like 256MiB" });
-        return z.NEVER;
-      }
-      return n;
-    })
-    .default(parseSize(def) as number);
-
-const duration = (def: string) =>
-  z
-    .union([z.string(), z.number()])
-    .transform((v, ctx) => {
-      const n = parseDuration(v);
-      if (n === undefined) {
-        ctx.addIssue({ code: "custom", message: "expected a duration like 30s, 500ms or 5m" });
-        return z.NEVER;
-      }
-      return n;
-    })
-    .default(parseDuration(def) as number);
-
-const listenAddress = z.string().superRefine((v, ctx) => {
-  const parsed = parseListen(v);
-  if (typeof parsed === "string") ctx.addIssue({ code: "custom", message: parsed });
-});
-
-const listenList = (def: string[]) => z.array(listenAddress).default(def);
-
-const cidr = z.string().refine(isAddressOrCidr, { message: "expected an IP address or a CIDR like 192.168.1.0/24" });
-
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+)(:\d{1,5})?$/, { message: 'expected "host:port" like 10.0.0.5:53' });
-
-const port = z.number().int().min(1).max(65535);
+// strict objects make unknown keys errors, and the value types of zod-types.ts turn "256MiB" and
+// "30s" into numbers so the rest of the program never parses units again.
 
 const queryLog = z
   .strictObject({
@@ -262,15 +222,6 @@ const admin = z
   })
   .prefault({});
 
-const front = z.strictObject({
-  name: z.string(),
-  protocol: z.enum(["http", "https", "ftp", "smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "tcp", "tls"]),
-  listen: z.array(listenAddress),
-  backend: hostPort,
-  hosts: z.array(z.string()).optional(),
-  tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
-});
-
 const remoteList = z.strictObject({
   url: z
     .string()
@@ -308,7 +259,7 @@ export const configSchema = z.strictObject({
   proxy,
   dns,
   admin,
-  fronts: z.array(front).default([]).describe("reverse-proxy fronts for office servers"),
+  fronts: fronts.describe("the office's own servers published through gatehouse (web, FTP, mail)"),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -489,13 +489,7 @@ export function rdataA(address: string): Buffer {
 }
 
 export function rdataAAAA(address: string): Buffer {
-  const [head = "", tail = ""] = address.includes("::") ? address.split("::") : [address, ""];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  const b = Buffer.alloc(16);
-  for (const [i, g] of groups.entries()) b.writeUInt16BE(Number.parseInt(g, 16) || 0, i * 2);
-  return b;
+  return Buffer.from(ipaddr.IPv6.parse(address).toByteArray());
 }
 
 export function rdataName(name: string): Buffer {

@@ -94,14 +94,48 @@ export class Channel<E> {
   }
 }
 
+/** One connection through an FTP or mail front (web fronts' requests are access events), when it ends. */
+export interface SessionEvent {
+  /** Epoch ms when the client connected. */
+  start: number;
+  durationMs: number;
+  front: string;
+  protocol: string;
+  client: string;
+  /** host:port of the backend, or "-" when none was reached. */
+  backend: string;
+  /** Bytes from the client, and to it. */
+  bytesIn: number;
+  bytesOut: number;
+  /** "none", or the TLS version the client used ("TLSv1.3"). */
+  tls: string;
+  /** How it ended: "closed", "refused" (rules, limits), "backend-down", "error", "timeout". */
+  result: string;
+  detail?: string;
+  decision?: Decision;
+}
+
+/** A backend of a front changed health: logged once, shown by the dashboard and metrics. */
+export interface HealthEvent {
+  time: number;
+  front: string;
+  backend: string;
+  up: boolean;
+  reason: string;
+}
+
 export class Events {
   readonly access: Channel<AccessEvent>;
   readonly query: Channel<QueryEvent>;
   readonly rules: Channel<RulesEvent>;
+  readonly session: Channel<SessionEvent>;
+  readonly health: Channel<HealthEvent>;
 
   constructor(report: Report = (channel, err) => process.emitWarning(`event sink for ${channel} failed: ${String(err)}`)) {
     this.access = new Channel("access", report);
     this.query = new Channel("query", report);
     this.rules = new Channel("rules", report);
+    this.session = new Channel("session", report);
+    this.health = new Channel("health", report);
   }
 }

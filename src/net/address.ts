@@ -50,6 +50,17 @@ export function parseHostPort(text: string, defaultPort: number): { address: str
   return { address, port };
 }
 
+/** "mail.office.lan:25", "10.0.0.5:21", "[2001:db8::5]:143": a host (name or IP) and a port. */
+export function parseHostAndPort(text: string): { host: string; port: number } | undefined {
+  const t = text.trim();
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([a-zA-Z0-9_.-]+)):(\d{1,5})$/.exec(t);
+  if (!m) return undefined;
+  const host = (m[1] ?? m[2] ?? "").toLowerCase();
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535 || (m[1] && isIP(host) !== 6)) return undefined;
+  return { host, port };
+}
+
 /** "::ffff:10.1.2.3" (an IPv4 client on a dual-stack socket) becomes "10.1.2.3". */
 export function normalizeAddress(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
