@@ -126,7 +126,17 @@ const F = {
   blockedQueries: 9,
 };
 
-function chartData(rows) {
+/** Charts show 10-minute steps: per-minute ratios of a small office are mostly noise. */
+const STEP_MS = 600_000;
+
+function chartData(minutes) {
+  const rows = [];
+  for (const r of minutes) {
+    const start = r[0] - (r[0] % STEP_MS);
+    const last = rows[rows.length - 1];
+    if (last && last[0] === start) for (let i = 1; i < r.length; i++) last[i] += r[i];
+    else rows.push([start, ...r.slice(1)]);
+  }
   const x = [];
   const requests = [];
   const queries = [];
@@ -146,7 +156,13 @@ function chartData(rows) {
 function makeCharts(rows) {
   const width = (id) => Math.max(300, $(id).clientWidth || 500);
   const data = chartData(rows);
-  const opts = (id, series) => ({ width: width(id), height: 220, series: [{}, ...series], scales: { x: { time: true } } });
+  const opts = (id, series) => ({
+    width: width(id),
+    height: 220,
+    series: [{}, ...series],
+    scales: { x: { time: true } },
+    axes: [{}, { size: 60 }],
+  });
   $("#chart-traffic").replaceChildren();
   $("#chart-cache").replaceChildren();
   charts = {
