@@ -60,7 +60,7 @@ describe("the dashboard in a browser", () => {
     await page.goto(`${gh.base}/#logs`);
     const row = page.locator("#log-lines tr.blocked", { hasText: "ads.test" }).first();
     await row.getByRole("button", { name: "Allow this name" }).click();
-    await page.locator("#decision", { hasText: "ALLOW" }).waitFor();
+    await page.locator("#decision", { hasText: /Now in force .*: ALLOW/ }).waitFor();
     assert.match((await page.locator("#decision").textContent()) ?? "", /allow\/dashboard\.txt:\d+: ads\.test/);
     assert.equal((await viaProxy(gh.proxyPort, url)).status, 200);
   });

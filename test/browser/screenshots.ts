@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     await page.locator("#log-lines tr.blocked").first().waitFor();
     await page.locator("#log-live").uncheck();
     await page.locator("#log-lines tr.blocked").first().getByRole("button").click();
-    await page.locator("#decision", { hasText: "ALLOW" }).waitFor();
+    await page.locator("#decision", { hasText: /Now in force .*: ALLOW/ }).waitFor();
     writeFileSync(join(OUT, "logs.png"), await page.screenshot());
     await page.goto(`${gh.base}/#rules`);
     await page.locator("#rule-files tr", { hasText: "block/ads.txt" }).getByRole("button", { name: "Edit" }).click();
