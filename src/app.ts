@@ -214,8 +214,8 @@ export class Gatehouse {
     const dashboard = new Reusable<AdminState>(
       "admin.state",
       previous?.dashboard,
-      (s) => s.dir === config.admin.state,
-      () => new AdminState(this, config.admin.state, config.admin.recentLog, this.log),
+      (s) => s.dir === config.admin.state && s.counting === (config.admin.listen !== ""),
+      () => new AdminState(this, config.admin.state, config.admin.listen !== "", config.admin.recentLog, this.log),
       { prepare: (s) => s.open(), start: (s) => s.start(), close: (s) => s.close() },
     );
     const resolver = new DnsResolver({

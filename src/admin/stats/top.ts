@@ -31,15 +31,17 @@ interface Hour {
 
 /**
  * Counts per key over the last `hours` hours, AdGuard Home's way: each hour is counted on its own
- * and, once closed, keeps only its `keep` biggest keys. The window's totals are kept beside the
- * hours and updated as counts come and go, so asking for the top n costs one pass over at most
- * hours × keep + cap keys, never a merge of every hour. Memory is bounded by those same numbers
- * (and keys are cut to 255 characters).
+ * and, once closed, keeps only its `keep` biggest keys. Counting a key is one map update in the
+ * open hour (this runs for every request and query); the closed hours' sums are kept beside them,
+ * updated when an hour closes or leaves the window, so asking for the top n is one pass over at
+ * most hours × keep + cap keys, never a merge of every hour. Memory is bounded by those same
+ * numbers (and keys are cut to 255 characters).
  */
 export class TopWindow {
   private closed: Hour[] = [];
   private open: Hour = { start: 0, counts: new Map() };
-  private readonly totals = new Map<string, number>();
+  /** Sums over the closed hours in the window. */
+  private readonly closedTotals = new Map<string, number>();
   private readonly notes = new Map<string, string>();
 
   constructor(private readonly o: TopOptions) {}
@@ -53,7 +55,6 @@ export class TopWindow {
       if (counts.size >= this.o.cap) this.prune(this.open, Math.floor(this.o.cap / 2));
       counts.set(k, 1);
     } else counts.set(k, c + 1);
-    this.totals.set(k, (this.totals.get(k) ?? 0) + 1);
     if (note !== undefined) this.notes.set(k, note);
   }
 
@@ -62,13 +63,16 @@ export class TopWindow {
     if (now >= this.open.start + HOUR_MS) this.roll(now);
     // A small sorted array beats sorting every key: n is 10-ish, the keys thousands.
     const best: [string, number][] = [];
-    for (const [key, count] of this.totals) {
-      if (best.length === n && count <= (best[n - 1] as [string, number])[1]) continue;
+    const consider = (key: string, count: number) => {
+      if (best.length === n && count <= (best[n - 1] as [string, number])[1]) return;
       let i = best.length;
       while (i > 0 && (best[i - 1] as [string, number])[1] < count) i--;
       best.splice(i, 0, [key, count]);
       if (best.length > n) best.pop();
-    }
+    };
+    const open = this.open.counts;
+    for (const [key, count] of this.closedTotals) consider(key, count + (open.get(key) ?? 0));
+    for (const [key, count] of open) if (!this.closedTotals.has(key)) consider(key, count);
     return best.map(([key, count]) => {
       const note = this.notes.get(key);
       return note === undefined ? { key, count } : { key, count, note };
@@ -77,7 +81,9 @@ export class TopWindow {
 
   /** Distinct keys counted in the window (bounded, so a lower bound when lists were cut). */
   get size(): number {
-    return this.totals.size;
+    let n = this.closedTotals.size;
+    for (const key of this.open.counts.keys()) if (!this.closedTotals.has(key)) n++;
+    return n;
   }
 
   private roll(now: number): void {
@@ -85,32 +91,33 @@ export class TopWindow {
     if (this.open.counts.size > 0) {
       this.prune(this.open, this.o.keep);
       this.closed.push(this.open);
+      for (const [key, count] of this.open.counts) this.closedTotals.set(key, (this.closedTotals.get(key) ?? 0) + count);
     }
     this.open = { start, counts: new Map() };
     const oldest = start - (this.o.hours - 1) * HOUR_MS;
-    while (this.closed.length > 0 && (this.closed[0] as Hour).start < oldest) this.remove(this.closed.shift() as Hour);
+    while (this.closed.length > 0 && (this.closed[0] as Hour).start < oldest) {
+      for (const [key, count] of (this.closed.shift() as Hour).counts) this.subtract(key, count);
+    }
   }
 
-  /** Keeps the `keep` biggest keys of an hour; what is dropped leaves the totals too. */
+  /** Keeps the `keep` biggest keys of an hour; what a closed hour drops leaves the sums too. */
   private prune(hour: Hour, keep: number): void {
     if (hour.counts.size <= keep) return;
     const sorted = [...hour.counts].sort((a, b) => b[1] - a[1]);
     for (const [key, count] of sorted.slice(keep)) {
       hour.counts.delete(key);
-      this.subtract(key, count);
+      if (hour === this.open) {
+        if (!this.closedTotals.has(key)) this.notes.delete(key);
+      } else this.subtract(key, count);
     }
   }
 
-  private remove(hour: Hour): void {
-    for (const [key, count] of hour.counts) this.subtract(key, count);
-  }
-
   private subtract(key: string, count: number): void {
-    const left = (this.totals.get(key) ?? 0) - count;
-    if (left > 0) this.totals.set(key, left);
+    const left = (this.closedTotals.get(key) ?? 0) - count;
+    if (left > 0) this.closedTotals.set(key, left);
     else {
-      this.totals.delete(key);
-      this.notes.delete(key);
+      this.closedTotals.delete(key);
+      if (!this.open.counts.has(key)) this.notes.delete(key);
     }
   }
 
@@ -149,7 +156,7 @@ export class TopWindow {
         if (typeof count !== "number" || !(count > 0)) continue;
         const k = key.slice(0, 255);
         target.counts.set(k, (target.counts.get(k) ?? 0) + count);
-        this.totals.set(k, (this.totals.get(k) ?? 0) + count);
+        if (target !== this.open) this.closedTotals.set(k, (this.closedTotals.get(k) ?? 0) + count);
         const note = h.notes?.[key];
         if (typeof note === "string") this.notes.set(k, note.slice(0, 300));
       }
