@@ -293,7 +293,12 @@ export class Gatehouse {
     });
     const admin = new AdminListener(
       config.admin.listen === "" ? undefined : (parseListen(config.admin.listen) as ListenAddress),
-      { source: this, state: dashboard.value, log: this.log },
+      {
+        source: this,
+        state: dashboard.value,
+        certificate: config.admin.tls ? (name) => tls.store.contextFor(name) : undefined,
+        log: this.log,
+      },
       previous?.admin,
     );
     if (previous && previous.config.proxy.limits.maxHeaderSize !== cfg.limits.maxHeaderSize) {

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { SecureContext } from "node:tls";
 import type { Part } from "../lifecycle/part.js";
 import type { Logger } from "../log/logger.js";
 import { type ListenAddress, normalizeAddress } from "../net/address.js";
@@ -43,6 +45,8 @@ for (const r of ROUTES) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
 export interface AdminDeps {
   source: AdminSource;
   state: AdminState;
+  /** With admin.tls: the certificate for the name a browser asks for (certs/ pairs, else the office CA). */
+  certificate?: (servername: string) => SecureContext | undefined;
   log: Logger;
 }
 
@@ -55,8 +59,8 @@ type Handle = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export class AdminListener implements Part {
   readonly name = "admin.listen";
-  /** The bound server and the route it calls, which travels with it to the next generation. */
-  private bound: { server: Server; route: { handle: Handle } } | undefined;
+  /** The bound server and the route it calls, which travel with it to the next generation. */
+  private bound: { server: Server; tls: boolean; route: { handle: Handle; certificate: AdminDeps["certificate"] } } | undefined;
   private created: AdminListener["bound"];
   private retained: AdminListener["bound"];
   private readonly guard: Guard;
@@ -79,12 +83,34 @@ export class AdminListener implements Part {
     const addr = this.addr;
     if (!addr) return;
     const prev = this.previous;
-    if (prev?.bound && prev.addr && sameListen(prev.addr, prev.bound.server, addr)) {
+    const tls = this.deps.certificate !== undefined;
+    if (prev?.bound && prev.addr && prev.bound.tls === tls && sameListen(prev.addr, prev.bound.server, addr)) {
       this.retained = prev.bound;
       return;
     }
-    const route = { handle: (req: IncomingMessage, res: ServerResponse) => this.handle(req, res) };
-    const server = createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => route.handle(req, res));
+    const route = {
+      handle: (req: IncomingMessage, res: ServerResponse) => this.handle(req, res),
+      certificate: this.deps.certificate,
+    };
+    const options = { headersTimeout: 10_000, requestTimeout: 60_000 };
+    const listener = (req: IncomingMessage, res: ServerResponse) => route.handle(req, res);
+    // With TLS the certificate is chosen per connection by the name the browser asks for (SNI),
+    // through the route, so a reload that keeps the socket serves the new generation's
+    // certificates. A browser that sends no name (an address typed in) gets no certificate.
+    const server: Server = tls
+      ? createHttpsServer(
+          {
+            ...options,
+            minVersion: "TLSv1.2",
+            SNICallback: (name, cb) => {
+              const context = route.certificate?.(name.toLowerCase());
+              if (context) cb(null, context);
+              else cb(new Error(`no certificate for ${name}: add certs/NAME.crt and NAME.key for it, or create the office CA`));
+            },
+          },
+          listener,
+        )
+      : createServer(options, listener);
     // Live pages hold their response open for as long as they are shown.
     server.timeout = 0;
     await new Promise<void>((resolve, reject) => {
@@ -96,13 +122,14 @@ export class AdminListener implements Part {
         resolve();
       });
     });
-    this.created = { server, route };
+    this.created = { server, tls, route };
   }
 
   commit(): void {
     if (this.retained && this.previous) {
       this.previous.bound = undefined;
       this.retained.route.handle = (req, res) => this.handle(req, res);
+      this.retained.route.certificate = this.deps.certificate;
       this.bound = this.retained;
     } else this.bound = this.created;
   }

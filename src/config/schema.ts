@@ -219,6 +219,12 @@ const admin = z
       .default("./var/admin")
       .describe('where the dashboard keeps its last 24 hours (history.json) and the CLI its access token; "" = memory only'),
     recentLog: size("4MiB").describe("memory for the recent access and query lines that the logs page searches"),
+    tls: z
+      .boolean()
+      .default(false)
+      .describe(
+        "serve the admin over HTTPS, with the certificate from certs/ for the name the browser asks for (else one from the office CA)",
+      ),
   })
   .prefault({});
 

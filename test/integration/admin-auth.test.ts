@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Agent, request } from "undici";
 import { TOKEN_FILE } from "../../src/admin/state.js";
 import { DiagnosticsError, formatDiagnostic } from "../../src/config/diagnostic.js";
 import { parseConfig } from "../../src/config/load.js";
+import { OfficeCa } from "../../src/tls/ca.js";
 import { call, login, loopbackSession, startAdmin, TEST_PASSWORD, type TestAdmin, testHash } from "../helpers/admin.js";
 
 describe("admin without a password", () => {
@@ -129,6 +132,30 @@ describe("admin login attempts", () => {
       // The admin keeps answering everything else.
       assert.equal((await call(gh.base, "GET", "/api/session")).status, 200);
     } finally {
+      await gh.close();
+    }
+  });
+});
+
+describe("admin over TLS (admin.tls)", () => {
+  it("serves HTTPS with a certificate from the office CA and marks the session cookie Secure", async () => {
+    const certs = mkdtempSync(join(tmpdir(), "gatehouse-certs-"));
+    OfficeCa.create(certs, "test office CA");
+    const gh = await startAdmin({ password: await testHash(), config: { certs }, admin: { tls: true } });
+    const dispatcher = new Agent({ connect: { ca: readFileSync(join(certs, "ca.crt"), "utf8") } });
+    try {
+      const port = new URL(gh.base).port;
+      const res = await request(`https://localhost:${port}/api/login`, {
+        method: "POST",
+        dispatcher,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ password: TEST_PASSWORD }),
+      });
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers["set-cookie"]), /; HttpOnly; SameSite=Strict; Secure/);
+    } finally {
+      await dispatcher.close();
       await gh.close();
     }
   });
