@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { request } from "undici";
+import { Agent, request } from "undici";
 import { TOKEN_FILE } from "../admin/state.js";
 import type { Config } from "../config/schema.js";
 import { parseListen } from "../net/address.js";
@@ -9,12 +9,24 @@ import { parseListen } from "../net/address.js";
 export class AdminClient {
   readonly base: string;
   private readonly headers: Record<string, string>;
+  private readonly dispatcher: Agent | undefined;
 
   constructor(config: Config) {
     const addr = parseListen(config.admin.listen);
     if (typeof addr === "string") throw new Error(`admin.listen: ${addr}`);
     const host = addr.host === undefined || addr.host === "0.0.0.0" || addr.host === "::" ? "127.0.0.1" : addr.host;
-    this.base = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+    this.base = `${config.admin.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+    if (config.admin.tls) {
+      // The admin picks its certificate by name: ask for localhost, and check it against the office CA.
+      const ca = join(config.certs, "ca.crt");
+      let pem: string;
+      try {
+        pem = readFileSync(ca, "utf8");
+      } catch {
+        throw new Error(`admin.tls is on, and the CLI checks the admin's certificate against ${ca}, which cannot be read`);
+      }
+      this.dispatcher = new Agent({ connect: { ca: pem, servername: "localhost" } });
+    }
     this.headers = {};
     // admin.password holds a hash, not the password: the CLI proves itself with the token the
     // running gatehouse leaves in admin.state, readable only by the user it runs as.
@@ -33,7 +45,7 @@ export class AdminClient {
   async call<T>(method: "GET" | "POST", path: string): Promise<T> {
     let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await request(`${this.base}${path}`, { method, headers: this.headers });
+      res = await request(`${this.base}${path}`, { method, headers: this.headers, dispatcher: this.dispatcher });
     } catch (err) {
       const e = err as { code?: string; errors?: { code?: string }[] };
       if (e.code === "ECONNREFUSED" || e.errors?.some((x) => x.code === "ECONNREFUSED")) throw new NotRunning(this.base);

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runInNewContext } from "node:vm";
 import { verifyPassword } from "../../src/admin/auth/password.js";
+import { OfficeCa } from "../../src/tls/ca.js";
 import { startAdmin, type TestAdmin } from "../helpers/admin.js";
 import { BIN, runGatehouse } from "../helpers/cli.js";
 import { dig } from "../helpers/dns.js";
@@ -114,6 +116,24 @@ describe("gatehouse status and passwd", () => {
       assert.match(r.stdout, /^rules: 2 entries in 1 files \(blocklist 2 in 1 file\), 0 errors$/m);
       assert.match(r.stdout, /^cache: memory 0 entries/m);
       assert.match(r.stdout, /^ {2}127\.0\.0\.1:9 +idle /m);
+    } finally {
+      await gh.close();
+    }
+  });
+
+  it("status reaches an admin served over TLS, checking it against the office CA", async () => {
+    const certs = mkdtempSync(join(tmpdir(), "gatehouse-certs-"));
+    OfficeCa.create(certs, "test office CA");
+    const gh = await startAdmin({ config: { certs }, admin: { tls: true } });
+    try {
+      const file = join(gh.state, "gatehouse.yaml");
+      writeFileSync(
+        file,
+        `certs: ${certs}\nadmin:\n  listen: "${gh.base.replace("http://", "")}"\n  state: ${gh.state}\n  tls: true\n`,
+      );
+      const r = await runGatehouse(["status", "-c", file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^listeners:$/m);
     } finally {
       await gh.close();
     }
