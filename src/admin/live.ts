@@ -30,10 +30,6 @@ export class Live {
     private readonly overview: () => unknown,
   ) {}
 
-  get size(): number {
-    return this.streams.size;
-  }
-
   /** Takes over a response for a stream; false when too many are open. */
   open(res: ServerResponse, kind: Stream["kind"], filter: LogFilter = {}): boolean {
     if (this.streams.size >= MAX_STREAMS) return false;

@@ -230,6 +230,27 @@ describe("admin API over real traffic", () => {
   });
 });
 
+describe("admin DNS upstream health", () => {
+  it("shows an upstream whose queries fail as failing, on the page and in the metrics", async () => {
+    const content = await startContentServer({});
+    content.mode = "servfail";
+    const gh = await startAdmin({ dns: { upstreams: [content.label] } });
+    try {
+      assert.equal((await dig(gh.dnsPort, ["down.example", "A"])).status, "SERVFAIL");
+      const o = (await call<Overview>(gh.base, "GET", "/api/overview")).body;
+      assert.deepEqual(
+        o.upstreams.map((u) => [u.server, u.state, u.failures]),
+        [[content.label, "failing", 1]],
+      );
+      const m = await call(gh.base, "GET", "/metrics");
+      assert.match(m.text, new RegExp(`^gatehouse_dns_upstream_up\\{upstream="${content.label}"\\} 0$`, "m"));
+    } finally {
+      await gh.close();
+      await content.close();
+    }
+  });
+});
+
 describe("admin API bad input", () => {
   let gh: TestAdmin;
   before(async () => {

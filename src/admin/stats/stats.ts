@@ -138,7 +138,8 @@ export class Stats {
       this.tops.blocked.add(e.name, now, where && `${where}: ${(e.rule as RuleRef).text}`);
     } else if (e.result !== "refused" && e.result !== "ratelimited" && e.result !== "formerr") this.tops.domains.add(e.name, now);
     if (e.upstream !== undefined && e.result === "forwarded") this.upstreamAnswer(e.upstream, e.ms, now);
-    else if (e.result === "error" && e.upstream === undefined) {
+    // The resolver's last word on a query every upstream failed is the forward stage's SERVFAIL.
+    else if (e.result === "error" && e.upstream === undefined && e.decisions.at(-1)?.stage === "forward") {
       for (const server of this.o.upstreamsFor(e.name)) this.upstreamFailure(server, now);
     }
     this.recent.push({

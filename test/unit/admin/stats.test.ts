@@ -205,7 +205,15 @@ describe("Stats from events", () => {
       ms: 12,
       ...over,
     });
-    s.onQuery(q({ result: "error", rcode: 2 }));
+    s.onQuery(q({ result: "error", rcode: 2, decisions: [{ stage: "local", action: "answer", reason: "local record" }] }));
+    assert.equal(s.upstreamHealth(["10.0.0.53:53"])[0]?.state, "idle", "a local SERVFAIL is no upstream's failure");
+    s.onQuery(
+      q({
+        result: "error",
+        rcode: 2,
+        decisions: [{ stage: "forward", action: "answer", reason: "SERVFAIL: every upstream failed" }],
+      }),
+    );
     assert.equal(s.upstreamHealth(["10.0.0.53:53"])[0]?.state, "failing");
     now += 1000;
     s.onQuery(q({ upstream: "10.0.0.53:53" }));
