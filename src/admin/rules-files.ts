@@ -75,13 +75,22 @@ export async function resolveRuleFile(rulesDir: string, input: string): Promise<
 /** A file's version as the editor saw it, so a save does not undo someone else's change. */
 export async function versionOf(abs: string): Promise<string> {
   const st = await lstat(abs).catch(() => undefined);
-  return st ? `${Math.trunc(st.mtimeMs)}-${st.size}` : "";
+  return st ? stampOf(st) : "";
 }
 
+const stampOf = (st: { mtimeMs: number; size: number }) => `${Math.trunc(st.mtimeMs)}-${st.size}`;
+
 export async function readRuleFile(f: RuleFile): Promise<{ text: string; version: string }> {
-  const version = await versionOf(f.abs);
-  if (version === "") return { text: "", version };
-  return { text: await readFile(f.abs, "utf8"), version };
+  const st = await lstat(f.abs).catch(() => undefined);
+  if (!st) return { text: "", version: "" };
+  if (st.size > MAX_EDIT_BYTES) {
+    throw new AdminError(
+      413,
+      "GH_ADMIN_TOO_LARGE",
+      `${f.rel} holds ${st.size} bytes, more than the ${MAX_EDIT_BYTES} a browser edit takes; edit it on the server or make it a remote list`,
+    );
+  }
+  return { text: await readFile(f.abs, "utf8"), version: stampOf(st) };
 }
 
 /** Problems the rules store would report for this text, without saving it. */

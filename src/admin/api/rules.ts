@@ -26,19 +26,22 @@ async function listRules(c: Ctx) {
   const files = await Promise.all(
     summary.map(async (f) => {
       const inRules = under(rulesDir, f.file);
+      const st = await stat(f.file).catch(() => undefined);
+      const resolvable =
+        inRules !== undefined &&
+        (await resolveRuleFile(rulesDir, inRules).then(
+          () => true,
+          () => false,
+        ));
       return {
         path: publicRulePath(f.file, roots),
         source: inRules !== undefined ? "rules" : "lists",
         kind: f.kind,
         entries: f.entries ?? null,
         errors: f.errors,
-        changed: (await mtime(f.file)) ?? null,
-        editable:
-          inRules !== undefined &&
-          (await resolveRuleFile(rulesDir, inRules).then(
-            () => true,
-            () => false,
-          )),
+        changed: st?.mtimeMs ?? null,
+        // Big lists are edited on the server (or come as remote lists), not in a text box.
+        editable: resolvable && (st?.size ?? 0) <= MAX_EDIT_BYTES,
       };
     }),
   );
