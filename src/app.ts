@@ -14,6 +14,7 @@ import { DnsServer } from "./dns/server.js";
 import { TYPE } from "./dns/wire.js";
 import { Events, type RulesEvent } from "./events/events.js";
 import { type Explanation, explain } from "./explain/explain.js";
+import { Fronts } from "./fronts/index.js";
 import { Activity } from "./http/activity.js";
 import { Bumper, Refusals } from "./http/bump.js";
 import { HttpCache } from "./http/cache/http-cache.js";
@@ -52,6 +53,7 @@ export interface StartOptions {
 interface Generation {
   config: Config;
   tls: TlsPart;
+  fronts: Fronts;
   /** The request path of decrypted tunnels, which the process-wide intercept server is pointed at. */
   intercepted: HttpService;
   rules: Reusable<Rules>;
@@ -152,6 +154,15 @@ export class Gatehouse {
 
   get dnsAddresses(): { address: string; port: number }[] {
     return this.current.dns.addresses;
+  }
+
+  get frontAddresses(): AddressInfo[] {
+    return this.current.fronts.addresses;
+  }
+
+  /** Each front's backends and whether they are up (dashboard, metrics, tests). */
+  get frontHealth() {
+    return this.current.fronts.health();
   }
 
   get adminAddress(): AddressInfo | undefined {
@@ -281,6 +292,22 @@ export class Gatehouse {
     };
     const service = new HttpService({ ...deps, chain: forwardChain(parts, upstream.upstream) });
     const intercepted = new HttpService({ ...deps, chain: interceptChain(parts, upstream.upstream) });
+    const fronts = new Fronts(
+      config.fronts,
+      {
+        cfg,
+        chain: parts,
+        upstream: upstream.upstream,
+        trust: tls.trust.context,
+        cache: cache.value,
+        certs: () => tls.store,
+        rules: () => rules.value.current,
+        log: this.log,
+        events: this.events,
+        activity: this.activity,
+      },
+      previous?.fronts,
+    );
     const proxy = new HttpListeners({
       key: "proxy.listen",
       label: "proxy",
@@ -307,6 +334,7 @@ export class Gatehouse {
     return {
       config,
       tls,
+      fronts,
       intercepted,
       rules,
       cache,
@@ -332,6 +360,7 @@ export class Gatehouse {
         dns,
         upstream,
         proxy,
+        fronts,
         admin,
       ],
     };
@@ -417,6 +446,7 @@ export class Gatehouse {
     const gen = this.current;
     return {
       proxy: gen.proxy.addresses.map(fmtAddress),
+      fronts: gen.fronts.addresses.map(fmtAddress),
       dns: gen.dns.addresses.map((a) => fmtAddress({ ...a, family: a.address.includes(":") ? "IPv6" : "IPv4" })),
       admin: gen.admin.address ? fmtAddress(gen.admin.address) : "off",
     };
@@ -493,6 +523,7 @@ export class Gatehouse {
     const early: Part[] = [gen.dns, gen.admin];
     const closing = disposeAll(early, report);
     gen.proxy.stopAccepting();
+    gen.fronts.stopAccepting();
     const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
     if (!drained) {
       const cut = this.activity.destroyAll();

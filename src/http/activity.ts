@@ -12,6 +12,13 @@ export class Activity {
   readonly tunnels = new Set<Socket>();
   /** Every server still open, including ones a reload retired that are finishing their requests. */
   readonly servers = new Set<Server>();
+  /** Connections of servers that cannot cut them themselves (node:http2's). */
+  private readonly connections = new Set<Socket>();
+
+  addConnection(socket: Socket): void {
+    this.connections.add(socket);
+    socket.once("close", () => this.connections.delete(socket));
+  }
 
   begin(): void {
     this.active++;
@@ -56,6 +63,7 @@ export class Activity {
   destroyAll(): number {
     const cut = this.count;
     for (const s of this.servers) s.closeAllConnections();
+    for (const c of this.connections) c.destroy();
     for (const t of this.tunnels) t.destroy();
     return cut;
   }

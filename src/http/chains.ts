@@ -3,11 +3,12 @@ import { AddressSet } from "../net/address.js";
 import type { SelfEndpoints } from "../net/self.js";
 import { compose, type Handler, type Stage } from "../pipeline/stage.js";
 import type { RuleSet } from "../rules/ruleset.js";
-import type { HttpExchange, HttpOutcome, HttpResponse } from "./exchange.js";
+import type { FrontTarget, HttpExchange, HttpOutcome, HttpResponse } from "./exchange.js";
 import type { PageMaker } from "./pages.js";
 import { accessStage } from "./stages/access.js";
 import { maxForwardsStage } from "./stages/max-forwards.js";
 import { policyStage } from "./stages/policy.js";
+import { type FrontRouter, routeStage } from "./stages/route.js";
 import { type LocalRoute, selfStage } from "./stages/self.js";
 import { targetStage } from "./stages/target.js";
 import type { FetchOptions } from "./upstream.js";
@@ -27,7 +28,7 @@ export interface ChainParts {
   localTls?: () => boolean;
 }
 
-/** What fetches for a chain: the origin pools (Upstream), or a front's backends. */
+/** What fetches for a chain: the origin pools (Upstream). */
 export interface Backend {
   fetch(x: HttpExchange, opts: FetchOptions): Promise<HttpResponse>;
 }
@@ -60,10 +61,12 @@ export interface Backend {
  *
  * front: the office's own sites, published to the internet; the client's Host is kept.
  *   1. target: the authority is the client's Host.
- *   2. policy: the firewall may allow or deny front clients by address, path and method; there is
- *      no access stage, because fronts serve any address by default.
- *   3. cache: only for fronts configured with one.
- *   terminal: the front's backend, Host unchanged.
+ *   2. route: the front that serves that Host (421 for any other name); before the rules, so a
+ *      stranger's Host costs nothing and reaches nothing.
+ *   3. policy: the firewall alone may allow or deny front clients by address, path and method; no
+ *      access stage and no lists, because fronts serve any address by default.
+ *   4. cache: only for fronts configured with one.
+ *   terminal: the front's backends (healthy ones only), Host unchanged.
  */
 export function forwardStages(p: ChainParts): { decide: HttpStage[]; serve: HttpStage[] } {
   return {
@@ -91,12 +94,22 @@ export function interceptStages(p: ChainParts): { decide: HttpStage[]; serve: Ht
   };
 }
 
-export function frontStages(p: ChainParts): { decide: HttpStage[]; serve: HttpStage[] } {
+export function frontStages(p: ChainParts, router: FrontRouter): { decide: HttpStage[]; serve: HttpStage[] } {
   return {
-    decide: [targetStage({ maxUrlLength: p.cfg.limits.maxUrlLength, page: p.page }), policyStage(p.rules, p.page)],
-    serve: p.cache ? [p.cache] : [],
+    decide: [
+      targetStage({ maxUrlLength: p.cfg.limits.maxUrlLength, page: p.page }),
+      routeStage({ router, page: p.page }),
+      policyStage(p.rules, p.page, { lists: false }),
+    ],
+    serve: [frontCache],
   };
 }
+
+/** A front's own cache stage, when it has one (its Cache-Status names the front). */
+const frontCache: HttpStage = {
+  name: "cache",
+  handle: (x, next) => (x.front?.cache ? x.front.cache.handle(x, next) : next(x)),
+};
 
 function officeAccess(p: ChainParts): HttpStage {
   return accessStage({
@@ -120,9 +133,10 @@ export function interceptChain(p: ChainParts, upstream: Backend): Handler<HttpEx
   return compose([...decide, ...serve], (x) => upstream.fetch(x, { maxForwards: decrementedMaxForwards(x) }));
 }
 
-export function frontChain(p: ChainParts, backend: Backend): Handler<HttpExchange, HttpOutcome> {
-  const { decide, serve } = frontStages(p);
-  return compose([...decide, ...serve], (x) => backend.fetch(x, { maxForwards: decrementedMaxForwards(x) }));
+export function frontChain(p: ChainParts, router: FrontRouter): Handler<HttpExchange, HttpOutcome> {
+  const { decide, serve } = frontStages(p, router);
+  // The route stage chose the front; only requests it passed reach here.
+  return compose([...decide, ...serve], (x) => (x.front as FrontTarget).fetch(x, { maxForwards: decrementedMaxForwards(x) }));
 }
 
 /** What the deciding stages let through reaches this instead of a cache or an origin. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { Decision } from "../pipeline/stage.js";
+import type { Decision, Stage } from "../pipeline/stage.js";
 import type { PushBody } from "./body.js";
 
 export interface Client {
@@ -39,6 +39,16 @@ export interface Interim {
   writeContinue(): void;
   writeProcessing(): void;
   writeEarlyHints(hints: Record<string, string | string[]>): void;
+}
+
+/** The front a request on a front listener is for, chosen by the route stage from its Host. */
+export interface FrontTarget {
+  readonly name: string;
+  /** An http front that only sends clients to its https twin. */
+  readonly redirectToHttps: boolean;
+  /** The front's cache stage, when the front has cache: true (Cache-Status names the front). */
+  readonly cache: Stage<HttpExchange, HttpOutcome> | undefined;
+  fetch(x: HttpExchange, opts: { maxForwards?: number }): Promise<HttpResponse>;
 }
 
 export interface ExchangeLog {
@@ -84,6 +94,8 @@ export class HttpExchange {
   port!: number;
   /** An origin-form request on the forward proxy: for the proxy itself, not for a site. */
   toSelf = false;
+  /** On a front listener: the front the Host names (set by the route stage). */
+  front: FrontTarget | undefined;
   /** Set when the upstream fetch took the request body; otherwise the listener drains it. */
   bodyTaken = false;
   decisions: Decision[];

@@ -30,8 +30,16 @@ export interface ForwardOptions {
   host: string;
   via: string;
   maxForwards?: number;
+  /** Forward proxy with proxy.forwardedFor: the client address appended to X-Forwarded-For. */
   forwardedFor?: string;
+  /**
+   * A front: X-Forwarded-For/-Proto/-Host and Forwarded (RFC 7239) describe the real connection.
+   * What the client sent in them is kept only from a trusted proxy (a load balancer before us).
+   */
+  front?: { client: string; proto: "http" | "https"; host: string; trusted: boolean };
 }
+
+const FORWARDING = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"]);
 
 /** Request headers for the origin: the client's own spelling and order, less what is hop-by-hop. */
 export function forwardRequestHeaders(
@@ -41,8 +49,10 @@ export function forwardRequestHeaders(
 ): string[] {
   const listed = connectionListed(connection);
   const out: string[] = ["host", opts.host];
+  const front = opts.front;
   let via: string | undefined;
   let xff: string | undefined;
+  let forwarded: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -53,6 +63,13 @@ export function forwardRequestHeaders(
       via = via === undefined ? value : `${via}, ${value}`;
       continue;
     }
+    if (front && FORWARDING.has(lower)) {
+      // A client could claim any address here; only a trusted proxy's word is passed on.
+      if (!front.trusted) continue;
+      if (lower === "x-forwarded-for") xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === "forwarded") forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+      continue;
+    }
     if (lower === "x-forwarded-for" && opts.forwardedFor !== undefined) {
       xff = xff === undefined ? value : `${xff}, ${value}`;
       continue;
@@ -60,11 +77,21 @@ export function forwardRequestHeaders(
     out.push(name, value);
   }
   out.push("via", via === undefined ? opts.via : `${via}, ${opts.via}`);
-  if (opts.forwardedFor !== undefined) {
-    out.push("x-forwarded-for", xff === undefined ? opts.forwardedFor : `${xff}, ${opts.forwardedFor}`);
+  const client = front?.client ?? opts.forwardedFor;
+  if (client !== undefined) out.push("x-forwarded-for", xff === undefined ? client : `${xff}, ${client}`);
+  if (front) {
+    out.push("x-forwarded-proto", front.proto, "x-forwarded-host", front.host);
+    const node = front.client.includes(":") ? `"[${front.client}]"` : front.client;
+    const element = `for=${node};host=${quoteIfNeeded(front.host)};proto=${front.proto}`;
+    out.push("forwarded", forwarded === undefined ? element : `${forwarded}, ${element}`);
   }
   if (opts.maxForwards !== undefined) out.push("max-forwards", String(opts.maxForwards));
   return out;
+}
+
+/** RFC 7239 §4: a value that is not a token is a quoted-string. */
+function quoteIfNeeded(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, "\\$&")}"`;
 }
 
 export function isHopByHop(lowerName: string): boolean {

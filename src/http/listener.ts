@@ -1,5 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { createServer, Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import type { SecureContext, TLSSocket } from "node:tls";
 import type { Config } from "../config/schema.js";
 import type { Part } from "../lifecycle/part.js";
 import { isLoopback, type ListenAddress, normalizeAddress } from "../net/address.js";
@@ -11,7 +13,14 @@ import type { ConnectionContext, ListenerKind } from "./exchange.js";
 export interface HttpHandlers {
   request(req: IncomingMessage, res: ServerResponse, ctx: ConnectionContext): void;
   connect(req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): void;
+  /** A protocol upgrade (WebSocket); without a handler the request is refused. */
+  upgrade?(req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): void;
   clientError(err: NodeJS.ErrnoException, socket: Socket, ctx: ConnectionContext): void;
+}
+
+/** A listener that speaks TLS (a front): its certificate is chosen by the name the client asks for. */
+export interface ListenerTls {
+  contextFor(servername: string): SecureContext | undefined;
 }
 
 type Limits = Config["proxy"]["limits"];
@@ -23,7 +32,7 @@ type Limits = Config["proxy"]["limits"];
  */
 export class HttpListeners implements Part {
   readonly name: string;
-  private readonly set: BoundSet<Server, HttpHandlers>;
+  private readonly set: BoundSet<NetServer, HttpHandlers>;
   private readonly contexts = new WeakMap<Socket, ConnectionContext>();
 
   constructor(
@@ -37,16 +46,21 @@ export class HttpListeners implements Part {
       limits: Limits;
       handlers: HttpHandlers;
       activity: Activity;
+      /** TLS on these listeners (HTTP/2 and HTTP/1.1 by ALPN), for https fronts. */
+      tls?: ListenerTls;
       previous?: HttpListeners;
     },
   ) {
     this.name = opts.key;
-    this.set = new BoundSet<Server, HttpHandlers>({
+    this.set = new BoundSet<NetServer, HttpHandlers>({
       key: opts.key,
       listen: opts.listen,
       route: opts.handlers,
       bind: (addr, route) => this.bind(addr, route),
-      retune: (server) => tune(server, opts.limits),
+      retune: (server) => {
+        if (server instanceof HttpServer) tune(server, opts.limits);
+        else (server as Http2SecureServer).setTimeout(opts.limits.idleTimeout);
+      },
       previous: opts.previous?.set,
     });
   }
@@ -80,13 +94,22 @@ export class HttpListeners implements Part {
     return this.set.servers.length;
   }
 
-  private async bind(addr: ListenAddress, route: Route<HttpHandlers>): Promise<Server> {
-    const server = httpServer(this.opts.limits, route, (socket) => this.ctx(socket));
+  private async bind(addr: ListenAddress, route: Route<HttpHandlers>): Promise<NetServer> {
+    const tls = this.opts.tls;
+    const server = tls
+      ? httpsServer(this.opts.limits, route, (socket) => this.ctx(socket), tls)
+      : httpServer(this.opts.limits, route, (socket) => this.ctx(socket));
     const activity = this.opts.activity;
-    server.on("connection", (socket: Socket) => this.contexts.set(socket, this.context(socket)));
-    server.on("close", () => activity.servers.delete(server));
-    await listenOn(server, addr);
-    activity.servers.add(server);
+    server.on(tls ? "secureConnection" : "connection", (socket: Socket) => this.contexts.set(socket, this.context(socket)));
+    if (server instanceof HttpServer) {
+      server.on("close", () => activity.servers.delete(server));
+      await listenOn(server, addr);
+      activity.servers.add(server);
+    } else {
+      // node:http2 servers cannot close their connections themselves: a stop cuts them one by one.
+      server.on("secureConnection", (socket: Socket) => activity.addConnection(socket));
+      await listenOn(server, addr);
+    }
     return server;
   }
 
@@ -96,12 +119,14 @@ export class HttpListeners implements Part {
 
   private context(socket: Socket): ConnectionContext {
     const address = normalizeAddress(socket.remoteAddress ?? "");
+    const sni = (socket as TLSSocket).servername;
     return {
       kind: this.opts.kind,
       listener: this.opts.label,
       client: { address, port: socket.remotePort ?? 0, loopback: isLoopback(address) },
       local: { address: normalizeAddress(socket.localAddress ?? ""), port: socket.localPort ?? 0 },
-      scheme: "http",
+      scheme: this.opts.tls ? "https" : "http",
+      sni: typeof sni === "string" ? sni.toLowerCase() : undefined,
     };
   }
 }
@@ -110,7 +135,7 @@ export class HttpListeners implements Part {
  * A node:http server that hands every request of a connection, with that connection's context, to
  * whatever handlers `route` points at now (a reload re-points it).
  */
-function httpServer(limits: Limits, route: Route<HttpHandlers>, ctx: (socket: Socket) => ConnectionContext): Server {
+function httpServer(limits: Limits, route: Route<HttpHandlers>, ctx: (socket: Socket) => ConnectionContext): HttpServer {
   const server = createServer({
     maxHeaderSize: limits.maxHeaderSize,
     // A 1 GB upload may take long; what must not happen is silence, which the body timer catches.
@@ -124,10 +149,55 @@ function httpServer(limits: Limits, route: Route<HttpHandlers>, ctx: (socket: So
   server.on("request", (req, res) => route.current.request(req, res, ctx(req.socket)));
   server.on("checkContinue", (req, res) => route.current.request(req, res, ctx(req.socket)));
   server.on("connect", (req, socket, head) => route.current.connect(req, socket as Socket, head, ctx(socket as Socket)));
+  server.on("upgrade", (req, socket, head) => upgrade(route.current, req, socket as Socket, head, ctx(socket as Socket)));
   server.on("clientError", (err, socket) =>
     route.current.clientError(err as NodeJS.ErrnoException, socket as Socket, ctx(socket as Socket)),
   );
   return server;
+}
+
+/**
+ * The same for TLS: HTTP/2 and HTTP/1.1 by ALPN (node:http2 with allowHTTP1), both into the same
+ * handlers. Only TLS 1.2 and later, with Node's (OpenSSL's) default modern cipher list.
+ */
+function httpsServer(
+  limits: Limits,
+  route: Route<HttpHandlers>,
+  ctx: (socket: Socket) => ConnectionContext,
+  tls: ListenerTls,
+): Http2SecureServer {
+  const server = createSecureServer({
+    allowHTTP1: true,
+    minVersion: "TLSv1.2",
+    SNICallback: (name, cb) => {
+      const context = tls.contextFor(name.toLowerCase());
+      if (context) cb(null, context);
+      else cb(new Error(`no certificate for ${name}`));
+    },
+    settings: { maxHeaderListSize: limits.maxHeaderSize },
+  });
+  server.setTimeout(limits.idleTimeout);
+  // HTTP/2 requests carry a proxy of the session's socket: the context is the TLS socket's.
+  const sock = (req: IncomingMessage | Http2ServerRequest) =>
+    (req as Http2ServerRequest).stream?.session?.socket ?? (req.socket as Socket);
+  const request = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
+    route.current.request(req as IncomingMessage, res as ServerResponse, ctx(sock(req) as Socket));
+  server.on("request", request);
+  server.on("checkContinue", request);
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    upgrade(route.current, req, socket, head, ctx(socket)),
+  );
+  server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // A handshake that failed (no certificate for the name, garbage, a scanner): nothing to answer.
+    socket.destroy();
+    void err;
+  });
+  return server;
+}
+
+function upgrade(h: HttpHandlers, req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): void {
+  if (h.upgrade) return h.upgrade(req, socket, head, ctx);
+  socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
 }
 
 /**
@@ -136,7 +206,7 @@ function httpServer(limits: Limits, route: Route<HttpHandlers>, ctx: (socket: So
  * everything else. One per process; a reload points it at the new handlers.
  */
 export class AdoptingServer {
-  private readonly server: Server;
+  private readonly server: HttpServer;
   private readonly contexts = new WeakMap<Socket, ConnectionContext>();
   private readonly route: Route<HttpHandlers>;
 
@@ -160,7 +230,7 @@ export class AdoptingServer {
 }
 
 /** Limits node lets us change on a live server; maxHeaderSize needs a new listener. */
-function tune(server: Server, limits: Limits): void {
+function tune(server: HttpServer, limits: Limits): void {
   server.headersTimeout = limits.headerTimeout;
   server.keepAliveTimeout = limits.idleTimeout;
   server.maxConnections = limits.maxClientConnections;

@@ -17,7 +17,9 @@ export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeou
   const flat = out.flat ?? flattenHeaders(out.headers);
   if (out.close) res.shouldKeepAlive = false;
   try {
-    res.writeHead(out.status, out.statusText, flat);
+    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); node warns if one is given.
+    if ((res as { stream?: unknown }).stream !== undefined) res.writeHead(out.status, flat);
+    else res.writeHead(out.status, out.statusText, flat);
   } catch {
     if (out.body instanceof PushBody) out.body.abort(new Error("unrelayable response header"));
     return false;

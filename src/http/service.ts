@@ -19,9 +19,12 @@ export interface ServiceDeps {
   chain: Handler<HttpExchange, HttpOutcome>;
   page: PageMaker;
   limits: Config["proxy"]["limits"];
-  tunnel: TunnelSettings;
+  /** How CONNECT tunnels are opened; without it (fronts) a CONNECT is refused with 405. */
+  tunnel?: TunnelSettings;
   /** TLS termination for CONNECT, when the office CA exists (known once the generation is prepared). */
   bumper?: () => Bumper | undefined;
+  /** Protocol upgrades (WebSocket) for fronts; elsewhere they are refused. */
+  upgrade?: HttpHandlers["upgrade"];
   events: Events;
   log: Logger;
   activity: Activity;
@@ -41,12 +44,13 @@ export class HttpService implements HttpHandlers {
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
     const body = hasBody(req) ? req : null;
+    const h = req.httpVersionMajor === 2 ? http1View(req) : req;
     const x = new HttpExchange({
       ctx,
       method: req.method ?? "GET",
       target: req.url ?? "/",
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
+      headers: h.headers,
+      rawHeaders: h.rawHeaders,
       httpVersion: req.httpVersion,
       body,
       interim: res,
@@ -118,7 +122,18 @@ export class HttpService implements HttpHandlers {
   }
 
   connect(req: IncomingMessage, socket: Socket, head: Buffer, ctx: ConnectionContext): void {
-    handleConnect(this.deps, req, socket, head, ctx);
+    const tunnel = this.deps.tunnel;
+    if (!tunnel) {
+      socket.end(
+        "HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+      );
+      return;
+    }
+    handleConnect({ ...this.deps, tunnel }, req, socket, head, ctx);
+  }
+
+  get upgrade(): HttpHandlers["upgrade"] {
+    return this.deps.upgrade;
   }
 
   clientError(err: NodeJS.ErrnoException, socket: Socket, ctx: ConnectionContext): void {
@@ -153,6 +168,26 @@ export class HttpService implements HttpHandlers {
       `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   }
+}
+
+/**
+ * An HTTP/2 request as the stages read every request: its pseudo-headers dropped, :authority as
+ * the Host (RFC 9113 §8.3.1), the rest as sent.
+ */
+function http1View(req: IncomingMessage): { headers: IncomingMessage["headers"]; rawHeaders: string[] } {
+  const authority = req.headers[":authority"];
+  const headers: IncomingMessage["headers"] = {};
+  for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":")) headers[k] = v;
+  const rawHeaders: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] as string;
+    if (!name.startsWith(":")) rawHeaders.push(name, req.rawHeaders[i + 1] as string);
+  }
+  if (headers.host === undefined && typeof authority === "string") {
+    headers.host = authority;
+    rawHeaders.unshift("host", authority);
+  }
+  return { headers, rawHeaders };
 }
 
 function hasBody(req: IncomingMessage): boolean {

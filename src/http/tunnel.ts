@@ -27,7 +27,9 @@ export function openTunnel(opts: {
   head: Buffer;
   host: string;
   port: number;
-  lookup: LookupFunction;
+  lookup?: LookupFunction;
+  /** A connection already being opened (a front's backend, maybe over TLS), instead of host:port. */
+  socket?: { socket: Socket; ready: "connect" | "secureConnect" };
   connectTimeoutMs: number;
   idleMs: number;
   /** Checked once connected, on the address actually reached: a reason refuses the tunnel. */
@@ -37,7 +39,8 @@ export function openTunnel(opts: {
   onClose: (r: TunnelResult) => void;
 }): Socket {
   const { client } = opts;
-  const server = connect({ host: opts.host, port: opts.port, lookup: opts.lookup as never, allowHalfOpen: true });
+  const server =
+    opts.socket?.socket ?? connect({ host: opts.host, port: opts.port, lookup: opts.lookup as never, allowHalfOpen: true });
   const target = `${opts.host}:${opts.port}`;
   let established = false;
   let closed = false;
@@ -67,7 +70,7 @@ export function openTunnel(opts: {
     opts.onClose({ bytesToClient: client.bytesWritten - clientStart, bytesToServer: server.bytesWritten });
   };
 
-  server.once("connect", () => {
+  server.once(opts.socket?.ready ?? "connect", () => {
     clearTimeout(connectTimer);
     const refused = opts.refuse?.(server.remoteAddress ?? "", server.remotePort ?? 0);
     if (refused) {

@@ -1,11 +1,11 @@
 import type { SecureContext } from "node:tls";
-import { Agent } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import type { Config } from "../config/schema.js";
 import { type LookupFunction, refuseLoopback } from "../net/lookup.js";
 import type { Decision } from "../pipeline/stage.js";
 import { PushBody } from "./body.js";
 import type { HeaderList, HttpExchange, HttpResponse } from "./exchange.js";
-import { forwardRequestHeaders, isHopByHop } from "./headers.js";
+import { type ForwardOptions, forwardRequestHeaders, isHopByHop } from "./headers.js";
 import type { PageText } from "./pages.js";
 import { describeUpstreamError } from "./upstream-errors.js";
 
@@ -25,8 +25,17 @@ export class UpstreamError extends Error {
 export interface FetchOptions {
   /** Max-Forwards to send (OPTIONS/TRACE), already decremented. */
   maxForwards?: number;
-  /** Send to this origin instead of the URL's (a front's backend); the client's Host is kept. */
-  origin?: string;
+}
+
+/** Where a front sends a request: its backend, through its own pool, with the forwarding fields. */
+export interface BackendTarget {
+  origin: string;
+  /** Named in error pages and logs: "backend 10.0.0.20:8080". */
+  label: string;
+  /** The Host the backend gets. */
+  host: string;
+  front: NonNullable<ForwardOptions["front"]>;
+  dispatcher: Dispatcher;
 }
 
 /**
@@ -37,6 +46,7 @@ export interface FetchOptions {
 export class Upstream {
   private readonly trusted: Agent;
   private readonly guarded: Agent;
+  private readonly options: Agent.Options;
 
   constructor(
     private readonly cfg: UpstreamConfig,
@@ -46,7 +56,7 @@ export class Upstream {
     /** The roots origins' certificates are verified against (tls/trust.ts). */
     trust?: SecureContext,
   ) {
-    const options = (l: LookupFunction) => ({
+    const options = (l: LookupFunction): Agent.Options => ({
       connections: cfg.maxConnectionsPerOrigin,
       keepAliveTimeout: cfg.keepAliveTimeout,
       keepAliveMaxTimeout: Math.max(cfg.keepAliveTimeout, 60_000),
@@ -55,39 +65,61 @@ export class Upstream {
       maxHeaderSize: 64 * 1024,
       connect: { timeout: cfg.connectTimeout, lookup: l as never, ...(trust ? { secureContext: trust } : {}) },
     });
-    this.trusted = new Agent(options(lookup));
+    this.options = options(lookup);
+    this.trusted = new Agent(this.options);
     this.guarded = new Agent(options(refuseLoopback(lookup)));
   }
 
+  /** A request to its origin, through the proxy's pools. */
   fetch(x: HttpExchange, opts: FetchOptions = {}): Promise<HttpResponse> {
     const url = x.url;
     const headers = forwardRequestHeaders(x.rawHeaders, x.headers.connection, {
-      host: opts.origin ? (typeof x.headers.host === "string" ? x.headers.host : url.host) : url.host,
+      host: url.host,
       via: `${x.httpVersion} ${this.via}`,
       maxForwards: opts.maxForwards,
       forwardedFor: this.forwardedFor ? x.client.address : undefined,
     });
     const agent = x.client.loopback ? this.trusted : this.guarded;
+    return this.dispatch(x, agent, url.origin, headers, { host: url.host, hostname: url.hostname });
+  }
+
+  /** A request to a front's backend: the client's Host kept, the forwarding fields set. */
+  fetchBackend(x: HttpExchange, target: BackendTarget, opts: FetchOptions = {}): Promise<HttpResponse> {
+    const headers = forwardRequestHeaders(x.rawHeaders, x.headers.connection, {
+      host: target.host,
+      via: `${x.httpVersion} ${this.via}`,
+      maxForwards: opts.maxForwards,
+      front: target.front,
+    });
+    return this.dispatch(x, target.dispatcher, target.origin, headers, { host: target.label, hostname: target.label });
+  }
+
+  private dispatch(
+    x: HttpExchange,
+    dispatcher: Dispatcher,
+    origin: string,
+    headers: string[],
+    where: { host: string; hostname: string },
+  ): Promise<HttpResponse> {
+    const url = x.url;
     if (x.body) {
       x.bodyTaken = true;
       x.sendContinue();
     }
     return new Promise<HttpResponse>((resolve, reject) => {
-      const handler = new ResponseHandler(x, `1.1 ${this.via}`, resolve, (err) => reject(this.explain(err, url)));
-      agent.dispatch(
-        { origin: opts.origin ?? url.origin, path: url.pathname + url.search, method: x.method, headers, body: x.body },
-        handler as never,
-      );
+      const handler = new ResponseHandler(x, `1.1 ${this.via}`, resolve, (err) => reject(this.explain(err, where)));
+      dispatcher.dispatch({ origin, path: url.pathname + url.search, method: x.method, headers, body: x.body }, handler as never);
     });
   }
 
-  private explain(err: unknown, url: URL): UpstreamError {
-    const p = describeUpstreamError(
-      err,
-      { host: url.host, hostname: url.hostname },
-      { connect: this.cfg.connectTimeout, headers: this.cfg.headersTimeout },
-    );
+  private explain(err: unknown, where: { host: string; hostname: string }): UpstreamError {
+    const p = describeUpstreamError(err, where, { connect: this.cfg.connectTimeout, headers: this.cfg.headersTimeout });
     return new UpstreamError(p.page, p.decision, err);
+  }
+
+  /** Pool settings of the origin connections, for pools made elsewhere (a front's backends). */
+  poolOptions(): Agent.Options {
+    return this.options;
   }
 
   async close(): Promise<void> {

@@ -81,6 +81,11 @@ export class HttpCache {
     return { name: "cache", handle: (x, next) => this.handle(x, next, true) };
   }
 
+  /** Who says what in Cache-Status: the front a request came through, else the proxy. */
+  private label(x: HttpExchange): string {
+    return x.front?.name ?? this.name;
+  }
+
   stats(): CacheStats {
     const total = this.hits + this.misses;
     return {
@@ -107,13 +112,13 @@ export class HttpCache {
       const out = await next(x);
       if (out.kind !== "response") return out;
       for (const gone of invalidated(x.method, out.status, x.url, out.headers)) this.purge(gone);
-      this.addStatus(out, "fwd=method");
+      this.addStatus(x, out, "fwd=method");
       return out;
     }
     const reqCc = requestDirectives(x.headers);
     if (reqCc.has("no-store")) {
       const out = await next(x);
-      if (out.kind === "response") this.addStatus(out, "fwd=request");
+      if (out.kind === "response") this.addStatus(x, out, "fwd=request");
       return out;
     }
     const names = this.varyOf.get(url);
@@ -162,7 +167,7 @@ export class HttpCache {
       headers: [
         ["content-type", "text/plain; charset=utf-8"],
         ["content-length", String(body.length)],
-        ["cache-status", `${this.name}; fwd=miss; detail=only-if-cached`],
+        ["cache-status", `${this.label(x)}; fwd=miss; detail=only-if-cached`],
       ],
       body,
     };
@@ -226,10 +231,10 @@ export class HttpCache {
     if (!storable.store || length > this.cfg.maxObject) {
       // Uncacheable: waiters go to the origin themselves at once, never queued behind this one.
       done();
-      this.addStatus(out, status);
+      this.addStatus(x, out, status);
       return out;
     }
-    this.addStatus(out, `${status}; stored`);
+    this.addStatus(x, out, `${status}; stored`);
     const responseTime = Date.now();
     const finish = (body: Buffer) => {
       this.remember(makeEntry(x.url.href, x.headers, out, body, requestTime, responseTime));
@@ -344,13 +349,13 @@ export class HttpCache {
   }
 
   private serve(x: HttpExchange, e: CachedResponse, age: number, status: string): HttpResponse {
-    const out = fromStore(x.method, x.headers, e, age, `${this.name}; ${status}`);
+    const out = fromStore(x.method, x.headers, e, age, `${this.label(x)}; ${status}`);
     if (out.status === 304 && (x.log.cache === "TCP_MEM_HIT" || x.log.cache === "TCP_HIT")) x.log.cache = "TCP_IMS_HIT";
     return out;
   }
 
-  private addStatus(out: HttpResponse, status: string): void {
-    const entry = `${this.name}; ${status}`;
+  private addStatus(x: HttpExchange, out: HttpResponse, status: string): void {
+    const entry = `${this.label(x)}; ${status}`;
     const existing = out.headers.findIndex(([n]) => n === "cache-status");
     if (existing >= 0) {
       const [, v] = out.headers[existing] as [string, string];

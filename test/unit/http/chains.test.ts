@@ -3,8 +3,9 @@ import { describe, it } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
 import { HttpCache } from "../../../src/http/cache/http-cache.js";
 import { type Backend, type ChainParts, forwardChain, frontChain, interceptChain } from "../../../src/http/chains.js";
-import type { HttpExchange, HttpResponse } from "../../../src/http/exchange.js";
+import type { FrontTarget, HttpExchange, HttpResponse } from "../../../src/http/exchange.js";
 import { pageMaker } from "../../../src/http/pages.js";
+import type { FrontRouter } from "../../../src/http/stages/route.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { SelfEndpoints } from "../../../src/net/self.js";
 import { DomainList } from "../../../src/rules/domain-list.js";
@@ -30,12 +31,12 @@ function parts(withCache = true): ChainParts {
   };
 }
 
-function recorder(): Backend & { seen: { url: string; host: unknown; origin?: string }[] } {
-  const seen: { url: string; host: unknown; origin?: string }[] = [];
+function recorder(): Backend & { seen: { url: string; host: unknown }[] } {
+  const seen: { url: string; host: unknown }[] = [];
   return {
     seen,
-    fetch(x: HttpExchange, opts) {
-      seen.push({ url: x.url.href, host: x.headers.host, origin: opts.origin });
+    fetch(x: HttpExchange) {
+      seen.push({ url: x.url.href, host: x.headers.host });
       const body = Buffer.from(`from ${x.url.href}`);
       return Promise.resolve<HttpResponse>({
         kind: "response",
@@ -87,19 +88,33 @@ describe("intercept chain", () => {
 });
 
 describe("front chain", () => {
-  const front = (path: string, client = "203.0.113.9") =>
-    exchange({ kind: "front", target: path, raw: [["Host", "shop.example"]], client });
+  const front = (host: string, path: string, client = "203.0.113.9") =>
+    exchange({ kind: "front", target: path, raw: [["Host", host]], client });
+  /** One front for shop.example and its subdomains, fetching through `backend`. */
+  const router = (backend: Backend): FrontRouter => {
+    const target: FrontTarget = { name: "shop", redirectToHttps: false, cache: undefined, fetch: (x, o) => backend.fetch(x, o) };
+    return { find: (h) => (h === "shop.example" || h.endsWith(".shop.example") ? target : undefined) };
+  };
 
   it("serves clients from anywhere and keeps their Host", async () => {
     const backend = recorder();
-    const out = (await frontChain(parts(false), backend)(front("/"))) as HttpResponse;
+    const out = (await frontChain(parts(false), router(backend))(front("shop.example", "/"))) as HttpResponse;
     assert.equal(out.status, 200);
-    assert.deepEqual(backend.seen, [{ url: "http://shop.example/", host: "shop.example", origin: undefined }]);
+    assert.deepEqual(backend.seen, [{ url: "http://shop.example/", host: "shop.example" }]);
   });
 
   it("applies the firewall by path", async () => {
-    const out = (await frontChain(parts(false), recorder())(front("/admin"))) as HttpResponse;
+    const out = (await frontChain(parts(false), router(recorder()))(front("shop.example", "/admin"))) as HttpResponse;
     assert.equal(out.status, 403);
+  });
+
+  it("answers a Host no front serves with 421, before any rule", async () => {
+    const backend = recorder();
+    const x = front("elsewhere.example", "/admin");
+    const out = (await frontChain(parts(false), router(backend))(x)) as HttpResponse;
+    assert.equal(out.status, 421);
+    assert.equal(x.decisions.at(-1)?.stage, "route");
+    assert.equal(backend.seen.length, 0);
   });
 });
 
