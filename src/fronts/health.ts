@@ -9,6 +9,8 @@ export interface BackendStatus {
   /** Epoch ms of the last change. */
   since: number;
   lastError: string | undefined;
+  /** Active checks completed so far. */
+  checked: number;
 }
 
 interface State<B> {
@@ -18,6 +20,7 @@ interface State<B> {
   /** Consecutive passes while down, consecutive failures while up. */
   streak: number;
   lastError: string | undefined;
+  checked: number;
 }
 
 /**
@@ -49,7 +52,9 @@ export class Backends<B extends { label: string }> {
     // come back to life because the config was touched.
     this.states = backends.map((backend) => {
       const known = previous?.states.find((s) => s.backend.label === backend.label);
-      return known ? { ...known, backend } : { backend, up: true, since: Date.now(), streak: 0, lastError: undefined };
+      return known
+        ? { ...known, backend }
+        : { backend, up: true, since: Date.now(), streak: 0, lastError: undefined, checked: 0 };
     });
   }
 
@@ -93,7 +98,13 @@ export class Backends<B extends { label: string }> {
   }
 
   status(): BackendStatus[] {
-    return this.states.map((s) => ({ backend: s.backend.label, up: s.up, since: s.since, lastError: s.lastError }));
+    return this.states.map((s) => ({
+      backend: s.backend.label,
+      up: s.up,
+      since: s.since,
+      lastError: s.lastError,
+      checked: s.checked,
+    }));
   }
 
   get allDown(): boolean {
@@ -113,10 +124,14 @@ export class Backends<B extends { label: string }> {
       try {
         await Promise.all(
           this.states.map((s) =>
-            this.check(s.backend, this.cfg.health.timeout).then(
-              () => this.record(s, true, ""),
-              (err: unknown) => this.record(s, false, err instanceof Error ? err.message : String(err)),
-            ),
+            this.check(s.backend, this.cfg.health.timeout)
+              .then(
+                () => this.record(s, true, ""),
+                (err: unknown) => this.record(s, false, err instanceof Error ? err.message : String(err)),
+              )
+              .finally(() => {
+                s.checked++;
+              }),
           ),
         );
       } finally {
