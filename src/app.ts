@@ -32,6 +32,7 @@ import { type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { SelfEndpoints } from "./net/self.js";
 import { Rules } from "./rules/rules.js";
+import type { CaSummary } from "./tls/ca.js";
 import { caRoutes } from "./tls/ca-pages.js";
 import { InterceptPolicy, PassThrough } from "./tls/intercept-policy.js";
 import { TlsPart } from "./tls/tls-part.js";
@@ -163,6 +164,11 @@ export class Gatehouse {
   /** Each front's backends and whether they are up (dashboard, metrics, tests). */
   get frontHealth() {
     return this.current.fronts.health();
+  }
+
+  /** The office CA and the clients passing through undecrypted after refusing it (dashboard). */
+  get tlsStatus(): { ca: CaSummary | undefined; passThrough: { client: string; host: string; since: number }[] } {
+    return { ca: this.current.tls.ca?.summary(), passThrough: this.passThrough?.memory.list() ?? [] };
   }
 
   get adminAddress(): AddressInfo | undefined {

@@ -26,6 +26,7 @@ function processMetrics(): Registry {
 export interface MetricsSource {
   cache(): CacheStats;
   upstreams(): UpstreamHealth[];
+  fronts(): { front: string; backends: { backend: string; up: boolean }[] }[];
   /** A rule file as the admin knows it (block/ads.txt). */
   rulePath(file: string): string;
 }
@@ -144,6 +145,16 @@ export class Metrics {
       collect(this: Gauge<"upstream">) {
         this.reset();
         for (const u of src.upstreams()) this.set({ upstream: u.server }, u.state === "failing" ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: "gatehouse_front_backend_up",
+      help: "1 when a front's backend passes its health checks, 0 when it is taken out",
+      labelNames: ["front", "backend"],
+      registers: r,
+      collect(this: Gauge<"front" | "backend">) {
+        this.reset();
+        for (const f of src.fronts()) for (const b of f.backends) this.set({ front: f.front, backend: b.backend }, b.up ? 1 : 0);
       },
     });
     this.httpUpstream = new Histogram({

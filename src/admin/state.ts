@@ -7,12 +7,14 @@ import type { Config } from "../config/schema.js";
 import type { DnsResolver } from "../dns/resolver.js";
 import type { Events } from "../events/events.js";
 import type { Explanation } from "../explain/explain.js";
+import type { BackendStatus } from "../fronts/health.js";
 import type { HttpCache } from "../http/cache/http-cache.js";
 import { publicRulePath } from "../http/pages.js";
 import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 import type { RemoteLists } from "../rules/remote.js";
 import type { Rules } from "../rules/rules.js";
+import type { CaSummary } from "../tls/ca.js";
 import { LoginLimiter } from "./auth/limiter.js";
 import { Sessions, token } from "./auth/sessions.js";
 import { Live } from "./live.js";
@@ -29,7 +31,12 @@ export interface AdminSource {
   readonly proxyAddresses: AddressInfo[];
   readonly dnsAddresses: { address: string; port: number }[];
   readonly adminAddress: AddressInfo | undefined;
+  readonly frontAddresses: AddressInfo[];
   readonly events: Events;
+  /** Each front's backends and whether they are up. */
+  readonly frontHealth: { front: string; backends: BackendStatus[] }[];
+  /** The office CA (undefined without one) and the client+site pairs passing through undecrypted. */
+  readonly tlsStatus: { ca: CaSummary | undefined; passThrough: { client: string; host: string; since: number }[] };
   explain(target: string, client: string | undefined): Promise<Explanation>;
 }
 
@@ -87,6 +94,7 @@ export class AdminState {
     this.metrics = new Metrics({
       cache: () => src.cache.stats(),
       upstreams: () => this.stats.upstreamHealth(configuredUpstreams(src)),
+      fronts: () => src.frontHealth,
       rulePath: (file) => publicRulePath(file, src.rules.roots),
     });
     this.limiter = new LoginLimiter(() => src.config.admin.loginAttempts);
@@ -217,6 +225,8 @@ export class AdminState {
         clients: s.top("clients", 10),
       },
       upstreams: s.upstreamHealth(configuredUpstreams(this.src)),
+      fronts: this.src.frontHealth,
+      tls: this.src.tlsStatus,
       cache: this.src.cache.stats(),
       rules: {
         files: rules.length,
@@ -258,6 +268,8 @@ export interface Overview {
   minute: number[];
   top: Record<"sites" | "domains" | "blocked" | "clients", ReturnType<Stats["top"]>>;
   upstreams: ReturnType<Stats["upstreamHealth"]>;
+  fronts: AdminSource["frontHealth"];
+  tls: AdminSource["tlsStatus"];
   cache: ReturnType<HttpCache["stats"]>;
   rules: { files: number; entries: number; errors: number };
 }

@@ -221,6 +221,15 @@ describe("web fronts: backends down and back", () => {
       assert.equal(down.status, 503);
       assert.ok(Number(down.headers["retry-after"]) >= 1);
       assert.match(down.body, /Every server behind site is down/);
+      // The admin API and /metrics show it.
+      const admin = `http://127.0.0.1:${proxy.app.adminAddress?.port}`;
+      const status = (await (await fetch(`${admin}/api/status`)).json()) as { fronts: { front: string; backends: { up: boolean }[] }[] };
+      assert.deepEqual(
+        status.fronts.map((f) => [f.front, f.backends.map((b) => b.up)]),
+        [["site", [false, false]]],
+      );
+      const metrics = await (await fetch(`${admin}/metrics`)).text();
+      assert.match(metrics, new RegExp(`gatehouse_front_backend_up\\{front="site",backend="127\\.0\\.0\\.1:${bPort}"\\} 0`));
       // b comes back where it was.
       const revived = await startBackendOn(bPort, "b is back");
       await eventually(async () => (await get(port, "site.test")).body === "b is back", 5000, "recovered");

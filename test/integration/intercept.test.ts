@@ -140,6 +140,8 @@ describe("HTTPS interception", () => {
     const through = await curl(proxy.port, url, ["--cacert", upstreamCaFile]);
     assert.equal(through.code, 0, through.stderr);
     assert.equal(through.body, "straight from the origin");
+    // The dashboard lists the pair.
+    assert.ok(proxy.app.tlsStatus.passThrough.some((p) => p.client === "127.0.0.1" && p.host === "pinned.test"));
   });
 
   it("closes a tunnel whose client sends garbage instead of a ClientHello, and goes on serving", async () => {

@@ -53,6 +53,7 @@ export const overviewRoutes: Route[] = [
           proxy: src.proxyAddresses.map(fmt),
           dns: src.dnsAddresses.map(fmt),
           admin: src.adminAddress ? fmt(src.adminAddress as AddressInfo) : null,
+          fronts: src.frontAddresses.map(fmt),
         },
         rules: {
           files: rules.length,
@@ -62,6 +63,8 @@ export const overviewRoutes: Route[] = [
         },
         cache: src.cache.stats(),
         upstreams: state.stats.upstreamHealth(configuredUpstreams(src)),
+        fronts: src.frontHealth,
+        tls: src.tlsStatus,
         lastMinute: state.stats.minutes.sum(now, 1),
         lastHour: state.stats.minutes.sum(now, 60),
       };

@@ -233,6 +233,40 @@ function renderOverview(o) {
           ),
         ),
   );
+  const since = (t) => new Date(t).toLocaleString();
+  const backends = o.fronts.flatMap((f) => f.backends.map((b) => ({ front: f.front, ...b })));
+  fill(
+    $("#fronts"),
+    backends.length === 0
+      ? [el("tr", {}, el("td", { class: "muted" }, "no fronts configured"))]
+      : backends.map((b) =>
+          el(
+            "tr",
+            {},
+            el("td", {}, b.front),
+            el("td", {}, b.backend),
+            el("td", { class: b.up ? "state-up" : "state-failing" }, b.up ? "up" : "down"),
+            el("td", {}, since(b.since)),
+            el("td", { class: "muted" }, b.lastError ?? ""),
+          ),
+        ),
+  );
+  const ca = o.tls.ca;
+  $("#tls-ca").replaceChildren(
+    ...(ca
+      ? [
+          `Office CA ${ca.subject}, valid until ${ca.notAfter.slice(0, 10)}, SHA-256 ${ca.sha256}. Browsers install it from `,
+          el("code", {}, "http://<proxy>:3128/ca"),
+          ".",
+        ]
+      : ["No office CA: HTTPS passes through undecrypted (", el("code", {}, "npx gatehouse ca init"), " makes one)."]),
+  );
+  fill(
+    $("#passthrough"),
+    o.tls.passThrough.length === 0
+      ? [el("tr", {}, el("td", { class: "muted" }, "no client has refused the office certificate lately"))]
+      : o.tls.passThrough.map((p) => el("tr", {}, el("td", {}, p.client), el("td", {}, p.host), el("td", {}, since(p.since)))),
+  );
   updateCharts(o.minute);
 }
 
