@@ -1,0 +1,194 @@
+import { type Action, type Dialogue, hasControlBytes, type Side } from "../tcp/dialogue.js";
+
+// The POP3 dialogue of a front (RFC 1939; CAPA and pipelining RFC 2449; STLS RFC 2595; SASL RFC
+// 5034), without I/O. The front answers STLS itself; no credential is accepted before TLS; a message
+// (RETR, TOP) streams through unread.
+
+export interface Pop3Options {
+  clientTls: boolean;
+  backendStls: boolean;
+}
+
+type Expect = "greeting" | "stls" | "single" | "capa" | "lines" | "message" | "auth" | "quit";
+
+interface Pending {
+  expect: Expect;
+  local?: string;
+  stls?: boolean;
+}
+
+const MAX_BAD = 10;
+const CREDENTIALS = new Set(["USER", "PASS", "APOP", "AUTH"]);
+
+export class Pop3Dialogue implements Dialogue {
+  private opening = true;
+  private clientTls: boolean;
+  private readonly queue: Pending[] = [{ expect: "greeting" }];
+  private greeting = "";
+  /** Inside a multi-line reply being relayed (lines) or rewritten (capa). */
+  private multi: { kind: "lines" | "capa"; lines: string[] } | undefined;
+  private tlsStarting = false;
+  private saslNext = false;
+  private quitting = false;
+  private bad = 0;
+
+  constructor(private readonly o: Pop3Options) {
+    this.clientTls = o.clientTls;
+  }
+
+  get holdClient(): boolean {
+    return this.opening || this.tlsStarting || this.queue.some((p) => p.expect === "auth" || p.stls);
+  }
+
+  line(from: Side, line: string): Action[] {
+    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
+  }
+
+  passed(from: Side): Action[] {
+    return from === "backend" ? this.flushLocal() : [];
+  }
+
+  secured(side: Side): Action[] {
+    if (side === "backend") return this.open();
+    this.tlsStarting = false;
+    this.clientTls = true;
+    return [];
+  }
+
+  backendClosed(): Action[] {
+    return this.quitting ? [] : [{ send: "client", line: "-ERR [SYS/TEMP] The mail server closed the connection" }];
+  }
+
+  private fromClient(line: string): Action[] {
+    if (this.saslNext) {
+      this.saslNext = false;
+      this.queue.push({ expect: "auth" });
+      return [{ send: "backend", line }];
+    }
+    if (hasControlBytes(line)) {
+      if (++this.bad > MAX_BAD)
+        return [
+          { send: "client", line: "-ERR Too many errors" },
+          { close: "error", reason: "sent binary garbage" },
+        ];
+      return this.local("-ERR Syntax error: control characters in the command");
+    }
+    const [verb = "", ...args] = line.split(" ");
+    const cmd = verb.toUpperCase();
+    if (cmd === "STLS") {
+      if (this.clientTls) return this.local("-ERR TLS is active already");
+      this.queue.push({ expect: "single", stls: true });
+      return this.flushLocal();
+    }
+    if (CREDENTIALS.has(cmd) && !this.clientTls)
+      return this.local("-ERR [AUTH] Log in after STLS: credentials never cross in clear");
+    switch (cmd) {
+      case "CAPA":
+        return this.forward(line, "capa");
+      case "RETR":
+      case "TOP":
+        return this.forward(line, "message");
+      case "LIST":
+      case "UIDL":
+        return this.forward(line, args.filter(Boolean).length === 0 ? "lines" : "single");
+      case "AUTH":
+        return this.forward(line, args.filter(Boolean).length === 0 ? "lines" : "auth");
+      case "QUIT":
+        this.quitting = true;
+        return this.forward(line, "quit");
+      default:
+        return this.forward(line, "single");
+    }
+  }
+
+  private forward(line: string, expect: Expect): Action[] {
+    this.queue.push({ expect });
+    return [{ send: "backend", line }];
+  }
+
+  private local(reply: string): Action[] {
+    this.queue.push({ expect: "single", local: reply });
+    return this.flushLocal();
+  }
+
+  private flushLocal(): Action[] {
+    const out: Action[] = [];
+    while (!this.multi && (this.queue[0]?.local !== undefined || this.queue[0]?.stls)) {
+      const p = this.queue.shift() as Pending;
+      if (p.local !== undefined) {
+        out.push({ send: "client", line: p.local });
+        continue;
+      }
+      this.tlsStarting = true;
+      out.push({ send: "client", line: "+OK Begin TLS negotiation" }, { tls: "client" });
+      break;
+    }
+    return out;
+  }
+
+  private fromBackend(line: string): Action[] {
+    if (this.multi) {
+      if (line !== ".") {
+        if (this.multi.kind === "lines") return [{ send: "client", line }];
+        if (this.multi.lines.length > 200)
+          return [{ close: "error", reason: "the backend sent a CAPA list of more than 200 lines" }];
+        this.multi.lines.push(line);
+        return [];
+      }
+      const capa = this.multi.kind === "capa" ? this.capabilities(this.multi.lines) : [];
+      this.multi = undefined;
+      return [...capa.map((l) => send(l)), send("."), ...this.flushLocal()];
+    }
+    const p = this.queue.shift();
+    if (!p) return [send(line)];
+    const ok = line.startsWith("+OK");
+    if (this.opening) return this.openingReply(p.expect, ok, line);
+    if (p.expect === "auth" && line.startsWith("+ ")) {
+      this.saslNext = true;
+      return [send(line)];
+    }
+    if (ok && (p.expect === "capa" || p.expect === "lines")) {
+      this.multi = { kind: p.expect, lines: [] };
+      return [send(line)];
+    }
+    if (ok && p.expect === "message") return [send(line), { passDot: "backend" }];
+    return [send(line), ...this.flushLocal()];
+  }
+
+  /** The backend's CAPA list as the client should see it: TLS is the front's, credentials only over it. */
+  private capabilities(lines: string[]): string[] {
+    const kept = lines.filter((l) => {
+      const word = (l.split(" ")[0] ?? "").toUpperCase();
+      if (word === "STLS") return false;
+      if ((word === "USER" || word === "SASL") && !this.clientTls) return false;
+      return true;
+    });
+    if (!this.clientTls) kept.push("STLS");
+    return kept;
+  }
+
+  private openingReply(expect: Expect, ok: boolean, line: string): Action[] {
+    if (!ok) {
+      return [
+        { send: "client", line: "-ERR [SYS/TEMP] The mail server is not available; try again later" },
+        { close: "error", reason: `backend refused ${expect === "stls" ? "STLS" : "the session"}: ${line.slice(0, 200)}` },
+      ];
+    }
+    if (expect === "greeting") {
+      this.greeting = line;
+      if (!this.o.backendStls) return this.open();
+      this.queue.push({ expect: "stls" });
+      return [{ send: "backend", line: "STLS" }];
+    }
+    return [{ tls: "backend" }];
+  }
+
+  private open(): Action[] {
+    this.opening = false;
+    return [send(this.greeting)];
+  }
+}
+
+function send(line: string): Action {
+  return { send: "client", line };
+}

@@ -1,0 +1,57 @@
+// The contract between a protocol's dialogue (FTP control, SMTP, POP3, IMAP: state machines without
+// I/O, as mitmproxy's layers are) and the thin socket layer around it (relay.ts). The dialogue is fed
+// what arrives from each side and answers with actions; only the relay touches sockets.
+
+export type Side = "client" | "backend";
+
+export const other = (side: Side): Side => (side === "client" ? "backend" : "client");
+
+/** How a session ended, for the session event and the access log. */
+export type SessionResult = "closed" | "refused" | "backend-down" | "error" | "timeout";
+
+export type CoreAction =
+  /** Send a line (the relay adds CRLF). Lines are byte strings: latin1, one char per byte. */
+  | { send: Side; line: string }
+  /** The next `bytes` bytes from `pass` go to the other side as they are (an IMAP literal). */
+  | { pass: Side; bytes: number }
+  /** Bytes from `passDot` go to the other side as they are, up to and including a line ".". */
+  | { passDot: Side }
+  /** Switch that side to TLS now; plaintext already received from it is discarded, never read. */
+  | { tls: Side }
+  /** End the session once what was sent is flushed. */
+  | { close: SessionResult; reason: string };
+
+export type Action<X = never> = CoreAction | X;
+
+export interface Dialogue<X = never> {
+  /** A line from one side, without its line ending. */
+  line(from: Side, line: string): Action<X>[];
+  /** A stretch started by pass/passDot from `from` has gone through. */
+  passed(from: Side): Action<X>[];
+  /** TLS with that side is up. */
+  secured(side: Side): Action<X>[];
+  /** The backend closed the connection (what, if anything, to tell the client before closing). */
+  backendClosed(): Action<X>[];
+  /** While true, client lines wait unread: a reply still to come decides how they are read. */
+  readonly holdClient: boolean;
+}
+
+/** Lines the relay sends on its own, in the protocol's words. */
+export interface ProtocolLines {
+  /** The client was idle for too long. */
+  idle: string;
+  /** A line longer than the limit: the stream cannot be read further. */
+  overlong: string;
+}
+
+/** Splits a reply code line ("250-PIPELINING", "250 OK") into code, whether more lines follow, text. */
+export function replyLine(line: string): { code: number; more: boolean; text: string } | undefined {
+  const m = /^(\d{3})([ -]?)(.*)$/.exec(line);
+  if (!m) return undefined;
+  return { code: Number(m[1]), more: m[2] === "-", text: m[3] ?? "" };
+}
+
+/** Control characters other than TAB: binary garbage where a command line belongs. */
+export function hasControlBytes(line: string): boolean {
+  return /[\x00-\x08\x0a-\x1f\x7f]/.test(line);
+}
