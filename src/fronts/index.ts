@@ -3,6 +3,7 @@ import { TCP_PROTOCOLS, WEB_PROTOCOLS } from "../config/fronts-schema.js";
 import type { Config } from "../config/schema.js";
 import type { Part } from "../lifecycle/part.js";
 import type { BackendStatus } from "./health.js";
+import { TCP_FRONTS } from "./tcp.js";
 import type { FrontDeps, FrontPart } from "./types.js";
 import { WebFronts, type WebFrontsDeps } from "./web/index.js";
 
@@ -24,7 +25,7 @@ export class Fronts implements Part {
     this.web = web.length > 0 ? new WebFronts(web, deps, previous?.web) : undefined;
     for (const f of configs) {
       if (!isTcp(f.protocol)) continue;
-      throw new Error(`fronts: ${f.name}: ${f.protocol} fronts are not available in this build`);
+      this.tcp.set(f.name, TCP_FRONTS[f.protocol](f, deps, previous?.tcp.get(f.name)));
     }
   }
 
