@@ -335,3 +335,79 @@ export function run(
 export function python(script: string, args: (string | number)[], timeoutMs = 60_000) {
   return run("python3", ["-c", script, ...args.map(String)], { timeoutMs });
 }
+
+export interface Vsftpd extends Server {
+  port: number;
+  /** The anonymous FTP root (read-only); uploads go to its incoming/. */
+  root: string;
+}
+
+/**
+ * vsftpd with anonymous downloads from `root` and uploads to `root`/incoming, passive mode only on
+ * 127.0.0.1, and explicit FTPS (AUTH TLS) offered with session reuse required for data connections,
+ * as Debian ships it.
+ */
+export async function startVsftpd(files: Record<string, Buffer>): Promise<Vsftpd> {
+  const dir = tempDir("gatehouse-vsftpd-");
+  const root = join(dir, "ftp");
+  const empty = join(dir, "empty");
+  mkdirSync(join(root, "incoming"), { recursive: true });
+  mkdirSync(empty);
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(root, name), data);
+  execFileSync("chown", ["ftp:ftp", join(root, "incoming")]);
+  const { cert, key } = backendPair(dir);
+  const port = await freePort();
+  const pasv = await freePort();
+  const logFile = join(dir, "vsftpd.log");
+  const confFile = join(dir, "vsftpd.conf");
+  writeFileSync(
+    confFile,
+    `listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=${port}
+background=NO
+anonymous_enable=YES
+no_anon_password=YES
+anon_root=${root}
+write_enable=YES
+anon_upload_enable=YES
+anon_mkdir_write_enable=YES
+anon_other_write_enable=YES
+anon_umask=022
+local_enable=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=${pasv}
+pasv_max_port=${pasv + 20}
+connect_from_port_20=NO
+secure_chroot_dir=${empty}
+vsftpd_log_file=${logFile}
+log_ftp_protocol=YES
+seccomp_sandbox=NO
+isolate_network=NO
+ssl_enable=YES
+allow_anon_ssl=YES
+force_local_data_ssl=NO
+force_local_logins_ssl=NO
+force_anon_data_ssl=NO
+force_anon_logins_ssl=NO
+ssl_ciphers=HIGH
+rsa_cert_file=${cert}
+rsa_private_key_file=${key}
+`,
+  );
+  const child = spawn("/usr/sbin/vsftpd", [confFile], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const log = () => `${stderr}${readLog(logFile)()}`;
+  try {
+    await waitForPort(port, 15_000, log);
+  } catch (err) {
+    await stopProcess(child, dir)();
+    throw err;
+  }
+  return { dir, pid: child.pid ?? 0, port, root, log, stop: stopProcess(child, dir) };
+}

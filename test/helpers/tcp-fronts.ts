@@ -130,8 +130,8 @@ export async function startTcpFront(
 export interface RawClient {
   socket: Socket;
   received(): string;
-  /** Resolves once the received text matches. */
-  waitFor(re: RegExp): Promise<string>;
+  /** Resolves once the text received (from offset `from` on) matches; with that text. */
+  waitFor(re: RegExp, from?: number): Promise<string>;
   closed: Promise<void>;
 }
 
@@ -139,13 +139,13 @@ export function rawClient(port: number, localAddress = "127.0.0.1"): Promise<Raw
   return new Promise((resolve, reject) => {
     const socket = connect({ host: "127.0.0.1", port, localAddress });
     let text = "";
-    const waiters: { re: RegExp; resolve: (s: string) => void }[] = [];
+    const waiters: { re: RegExp; from: number; resolve: (s: string) => void }[] = [];
     socket.on("data", (chunk: Buffer) => {
       text += chunk.toString("latin1");
       for (const w of [...waiters])
-        if (w.re.test(text)) {
+        if (w.re.test(text.slice(w.from))) {
           waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(text);
+          w.resolve(text.slice(w.from));
         }
     });
     socket.on("error", () => {});
@@ -154,13 +154,15 @@ export function rawClient(port: number, localAddress = "127.0.0.1"): Promise<Raw
       resolve({
         socket,
         received: () => text,
-        waitFor: (re) =>
-          re.test(text)
-            ? Promise.resolve(text)
+        waitFor: (re, from = 0) =>
+          re.test(text.slice(from))
+            ? Promise.resolve(text.slice(from))
             : new Promise((r, rej) => {
-                waiters.push({ re, resolve: r });
+                waiters.push({ re, from, resolve: r });
                 void closed.then(() =>
-                  re.test(text) ? r(text) : rej(new Error(`closed without ${re}; got: ${text.slice(-300)}`)),
+                  re.test(text.slice(from))
+                    ? r(text.slice(from))
+                    : rej(new Error(`closed without ${re}; got: ${text.slice(-300)}`)),
                 );
               }),
         closed,
