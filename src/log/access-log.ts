@@ -1,4 +1,4 @@
-import type { AccessEvent } from "../events/events.js";
+import type { AccessEvent, SessionEvent } from "../events/events.js";
 import { type LineSink, openLineSink } from "./sink.js";
 
 /**
@@ -25,16 +25,25 @@ export class AccessLog {
     this.sink.write(this.format === "json" ? jsonLine(e) : squidLine(e));
   }
 
+  /** One line per connection through an FTP or mail front, in the same layout. */
+  writeSession(e: SessionEvent): void {
+    if (!this.sink) return;
+    this.sink.write(this.format === "json" ? jsonSessionLine(e) : squidSessionLine(e));
+  }
+
   close(): void {
     this.sink?.end?.();
   }
 }
 
+function squidTime(start: number): string {
+  const ms = start % 1000;
+  return `${(start - ms) / 1000}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}`;
+}
+
 function squidLine(e: AccessEvent): string {
   const rule = e.decision?.rule ? ` rule=${e.decision.rule.file}:${e.decision.rule.line}` : "";
-  const ms = e.start % 1000;
-  const time = `${(e.start - ms) / 1000}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}`;
-  return `${time} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${e.result}/${e.status} ${e.bytes} ${e.method} ${e.url} ${e.user ?? "-"} ${e.hierarchy}/${e.peer} ${mediaType(e.contentType)}${rule}\n`;
+  return `${squidTime(e.start)} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${e.result}/${e.status} ${e.bytes} ${e.method} ${e.url} ${e.user ?? "-"} ${e.hierarchy}/${e.peer} ${mediaType(e.contentType)}${rule}\n`;
 }
 
 /** The media type without parameters: log tools split Squid lines on spaces. */
@@ -60,6 +69,42 @@ function jsonLine(e: AccessEvent): string {
     peer: e.peer,
     contentType: e.contentType,
     user: e.user,
+    decision: e.decision
+      ? {
+          stage: e.decision.stage,
+          action: e.decision.action,
+          reason: e.decision.reason,
+          rule: e.decision.rule ? `${e.decision.rule.file}:${e.decision.rule.line}` : undefined,
+        }
+      : undefined,
+  })}\n`;
+}
+
+/**
+ * A front session in Squid's columns, so the same tools read it: the result is SESSION_ and how it
+ * ended, the status 000, the bytes both ways, the protocol as the method, PROTOCOL://front as the
+ * URL, FRONT/backend as the peer; then the client's TLS version and the bytes each way.
+ */
+function squidSessionLine(e: SessionEvent): string {
+  const rule = e.decision?.rule ? ` rule=${e.decision.rule.file}:${e.decision.rule.line}` : "";
+  const result = `SESSION_${e.result.toUpperCase().replace(/-/g, "_")}`;
+  return `${squidTime(e.start)} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${result}/000 ${e.bytesIn + e.bytesOut} ${e.protocol.toUpperCase()} ${e.protocol}://${e.front} - FRONT/${e.backend} - tls=${e.tls} in=${e.bytesIn} out=${e.bytesOut}${rule}\n`;
+}
+
+function jsonSessionLine(e: SessionEvent): string {
+  return `${JSON.stringify({
+    time: new Date(e.start).toISOString(),
+    listener: "front",
+    front: e.front,
+    protocol: e.protocol,
+    client: e.client,
+    backend: e.backend,
+    bytesIn: e.bytesIn,
+    bytesOut: e.bytesOut,
+    durationMs: Math.round(e.durationMs),
+    tls: e.tls,
+    result: e.result,
+    detail: e.detail,
     decision: e.decision
       ? {
           stage: e.decision.stage,
