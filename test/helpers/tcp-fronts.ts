@@ -57,6 +57,7 @@ export interface RunningFront {
   sessions: SessionEvent[];
   logLines: string[];
   activity: Activity;
+  deps: FrontDeps;
   /** Resolves with the next session event that matches. */
   nextSession(match?: (e: SessionEvent) => boolean): Promise<SessionEvent>;
   close(): Promise<void>;
@@ -68,6 +69,7 @@ export async function startTcpFront(
   opts: { certs: OfficeCerts; firewall?: string; previous?: FrontPart },
 ): Promise<RunningFront> {
   const [config] = fronts.parse([{ name: "t", listen: ["127.0.0.1:0"], health: { enabled: false }, ...input }]) as FrontConfig[];
+  // Any listen address may be given; a test front binds 127.0.0.1 only.
   const cfg = config as FrontConfig;
   const events = new Events();
   const { log, lines } = memoryLog();
@@ -103,6 +105,7 @@ export async function startTcpFront(
     sessions,
     logLines: lines,
     activity,
+    deps,
     nextSession: (match = () => true) =>
       new Promise((resolve) => {
         const seen = sessions.find(match);
