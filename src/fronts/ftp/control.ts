@@ -152,8 +152,8 @@ export class FtpDialogue implements Dialogue<FtpAction> {
         // RFC 2577: a data connection only to the client itself, and never to a privileged port.
         if (target.host !== this.o.client) return this.local(`501 ${cmd} must name your own address (${this.o.client})`);
         if (target.port < 1024) return this.local(`501 ${cmd} to a port below 1024 is refused`);
-        // The backend is always reached passively, whatever the client's mode.
-        return this.prepare(isIP(this.o.client) === 6 ? "EPSV" : "PASV", { kind: "pasv", mode: "active", target });
+        // The backend is always reached passively, whatever the client's mode; EPRT's clients know EPSV.
+        return this.prepare(cmd === "PORT" ? "PASV" : "EPSV", { kind: "pasv", mode: "active", target });
       }
       case "ABOR":
         this.prepared = false;

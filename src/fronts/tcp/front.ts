@@ -29,7 +29,6 @@ export class TcpFront implements FrontPart {
   private readonly backends: Backends<TcpBackend>;
   /** Open sessions per client address, shared with the generations before and after this one. */
   readonly perClient: Map<string, number>;
-  private readonly open = new Set<SessionHandle>();
 
   constructor(
     private readonly front: FrontConfig,
@@ -92,11 +91,6 @@ export class TcpFront implements FrontPart {
 
   health() {
     return [{ front: this.front.name, backends: this.backends.status() }];
-  }
-
-  /** Sessions in progress in this generation (tests, shutdown). */
-  get sessions(): number {
-    return this.open.size;
   }
 
   private accept(socket: Socket): void {
@@ -217,7 +211,6 @@ export class TcpFront implements FrontPart {
       backend: backendSocket,
       idleMs: this.front.limits.idleTimeout || this.protocol.idleMs,
       onEnd: ({ result, reason }) => {
-        this.open.delete(handle);
         done(result, reason, {
           backend: backend.label,
           bytesIn: handle.bytesIn,
@@ -226,7 +219,6 @@ export class TcpFront implements FrontPart {
         });
       },
     });
-    this.open.add(handle);
     handle.start();
     raw.resume();
     return handle;

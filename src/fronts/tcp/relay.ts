@@ -28,7 +28,6 @@ interface Conduit {
   /** Reasons reading is paused: the peer's buffer is full, too much is held, TLS is being set up. */
   holds: Set<string>;
   onData: (chunk: Buffer) => void;
-  ended: boolean;
   /** Written while the side switches to TLS: sent once it is secured, never in clear. */
   queued: Buffer[];
 }
@@ -86,10 +85,6 @@ export class Relay<X = never> {
 
   get clientTls(): string {
     return tlsVersion(this.sides.client.stream);
-  }
-
-  get clientStream(): Socket {
-    return this.sides.client.stream;
   }
 
   get isEnded(): boolean {
@@ -165,7 +160,6 @@ export class Relay<X = never> {
       stream,
       framer: new Framer(limit),
       holds: new Set(),
-      ended: false,
       queued: [],
       onData: (chunk: Buffer) => {
         if (side === "client") this.bytesIn += chunk.length;
@@ -199,7 +193,6 @@ export class Relay<X = never> {
   }
 
   private onEndOf(c: Conduit): void {
-    c.ended = true;
     if (this.ended) return;
     if (c.side === "backend") {
       this.apply(this.opts.dialogue.backendClosed());
