@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 import { isAddressOrCidr, parseHostAndPort, parseListen } from "../net/address.js";
 import { duration, listenAddress } from "./zod-types.js";
@@ -86,6 +87,12 @@ const front = z
       .regex(/^\d{1,5}-\d{1,5}$/, { message: 'expected a port range like "50000-50099"' })
       .optional()
       .describe("ftp: the front's own passive port range"),
+    passiveAddress: z
+      .string()
+      .optional()
+      .describe(
+        "ftp: the IPv4 address 227 replies announce (gatehouse's public one, behind NAT); default: the one the client reached",
+      ),
     tls: z
       .strictObject({
         cert: z.string().optional().describe("certs/NAME.crt + NAME.key; default: chosen by SNI from certs/"),
@@ -122,6 +129,7 @@ const front = z
       if (f.clientAddress === "xclient")
         issue(["clientAddress"], "xclient is for SMTP fronts; http(s) send X-Forwarded-For and Forwarded");
       if (f.passive) issue(["passive"], "passive is for ftp fronts");
+      if (f.passiveAddress) issue(["passiveAddress"], "passiveAddress is for ftp fronts");
     } else {
       if (backends.length !== 1 || typeof backends[0] !== "string" || !parseHostAndPort(backends[0]))
         issue(["backend"], 'expected one backend as "host:port", like "10.0.0.30:21"');
@@ -132,6 +140,12 @@ const front = z
       if ((f.protocol === "ftp" || f.protocol === "ftps") && !f.passive)
         issue(["passive"], 'an ftp front needs its own passive port range, like "50000-50099"');
       if (!f.protocol.startsWith("ftp") && f.passive) issue(["passive"], "passive is for ftp fronts");
+      if (!f.protocol.startsWith("ftp") && f.passiveAddress) issue(["passiveAddress"], "passiveAddress is for ftp fronts");
+      if (f.passiveAddress && isIP(f.passiveAddress) !== 4)
+        issue(
+          ["passiveAddress"],
+          "expected the IPv4 address clients reach gatehouse at, like 203.0.113.10 (227 replies carry IPv4 only)",
+        );
       if (!MAIL.has(f.protocol) && !f.protocol.startsWith("ftp")) issue(["protocol"], "unknown protocol");
     }
     if (f.passive) {

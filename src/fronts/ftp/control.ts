@@ -28,8 +28,10 @@ export interface FtpOptions {
   backendTls: "plain" | "starttls" | "tls";
   /** The client's address: PORT and EPRT may name no other (FTP bounce). */
   client: string;
-  /** The front's address as the client reached it, announced in 227 replies. */
+  /** The front's address as the client reached it. */
   local: string;
+  /** Announced in 227 replies instead of `local` (gatehouse behind NAT). */
+  announce?: string;
 }
 
 const DOWNLOAD = new Set(["RETR", "LIST", "NLST", "MLSD"]);
@@ -101,7 +103,7 @@ export class FtpDialogue implements Dialogue<FtpAction> {
     this.prepared = true;
     if (mode === "epsv") return [send(`229 Entering Extended Passive Mode (|||${result.port}|)`)];
     if (mode === "pasv") {
-      const h = this.o.local.split(".").join(",");
+      const h = (this.o.announce ?? this.o.local).split(".").join(",");
       return [send(`227 Entering Passive Mode (${h},${result.port >> 8},${result.port & 255}).`)];
     }
     return [send("200 PORT command successful")];
@@ -136,7 +138,7 @@ export class FtpDialogue implements Dialogue<FtpAction> {
         return this.forward(line, { kind: "feat" });
       case "PASV":
         if (this.epsvAll) return this.local("503 EPSV ALL was sent: use EPSV");
-        if (isIP(this.o.local) !== 4) return this.local("522 PASV needs IPv4; use EPSV");
+        if (isIP(this.o.announce ?? this.o.local) !== 4) return this.local("522 PASV needs IPv4; use EPSV");
         return this.prepare("PASV", { kind: "pasv", mode: "pasv" });
       case "EPSV":
         if (/^ALL$/i.test(arg)) {

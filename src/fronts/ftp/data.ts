@@ -103,7 +103,8 @@ export class FtpData {
           log.warn({ client: client.address }, `${who}: ${err.message}; widen the front's passive range`);
           this.ready({ error: err.message });
         },
-      );
+      )
+      .catch((err: Error) => this.relay.destroy("error", `internal error: ${err.message}`));
   }
 
   private ready(result: { port: number } | { error: string }): void {
@@ -115,10 +116,12 @@ export class FtpData {
     if (!link) return;
     link.state = "transferring";
     this.relay.setIdle(false);
-    this.run(link, direction, clientTls, backendTls).then(
-      () => this.settled(link, undefined),
-      (err: Error) => this.settled(link, err.message),
-    );
+    this.run(link, direction, clientTls, backendTls)
+      .then(
+        () => this.settled(link, undefined),
+        (err: Error) => this.settled(link, err.message),
+      )
+      .catch((err: Error) => this.relay.destroy("error", `internal error: ${err.message}`));
   }
 
   private async run(link: Link, direction: "download" | "upload", clientTls: boolean, backendTls: boolean): Promise<void> {

@@ -30,6 +30,7 @@ export function ftpProtocol(implicitTls: boolean): TcpProtocol {
         backendTls: ctx.front.backendTls,
         client: ctx.client.address,
         local: ctx.local.address,
+        announce: ctx.front.passiveAddress,
       });
       let data: FtpData | undefined;
       const relay = new Relay<FtpAction>({

@@ -2,6 +2,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from "node:n
 import { hostname } from "node:os";
 import type { FrontConfig } from "../../config/fronts-schema.js";
 import type { SessionEvent } from "../../events/events.js";
+import { Tasks } from "../../lifecycle/tasks.js";
 import { normalizeAddress, parseHostAndPort, parseListen } from "../../net/address.js";
 import { BoundSet, listenOn } from "../../net/listeners.js";
 import { proxyHeader } from "../../net/proxy-protocol.js";
@@ -29,6 +30,7 @@ export class TcpFront implements FrontPart {
   private readonly backends: Backends<TcpBackend>;
   /** Open sessions per client address, shared with the generations before and after this one. */
   readonly perClient: Map<string, number>;
+  private readonly tasks: Tasks;
 
   constructor(
     private readonly front: FrontConfig,
@@ -38,6 +40,7 @@ export class TcpFront implements FrontPart {
   ) {
     this.name = `fronts.${front.name}`;
     this.fronts = [front.name];
+    this.tasks = new Tasks(deps.log, `front ${front.name}`);
     const prev = previous instanceof TcpFront ? previous : undefined;
     this.perClient = prev?.perClient ?? new Map();
     const target = parseHostAndPort(front.backend as string) as { host: string; port: number };
@@ -139,23 +142,35 @@ export class TcpFront implements FrontPart {
         this.deps.log.warn({ client, front: this.front.name, backend: e.backend }, `${who}: ${e.detail}`);
       this.deps.events.session.emit({ ...e, durationMs: Date.now() - start });
     };
+    let started = false;
     socket.once("close", () => {
       // A session that never reached its relay (handshake or backend failed) ends here.
-      if (!relayStarted) finish(event("closed", { detail: "the client left before the session started" }));
+      if (!started) finish(event("closed", { detail: "the client left before the session started" }));
     });
-    let relayStarted = false;
-    void this.begin(socket, client, who, (result, detail, more) => finish(event(result, { detail, ...more }))).then((handle) => {
-      if (handle) relayStarted = true;
+    const done = (result: SessionResult, detail: string, more?: Partial<SessionEvent>) =>
+      finish(event(result, { detail, ...more }));
+    this.tasks.run(`the session of ${who}`, async () => {
+      try {
+        await this.begin(socket, client, who, done, () => {
+          started = true;
+        });
+      } catch (err) {
+        // A fault of gatehouse's own: the client is let go, the session counted, the cause logged.
+        socket.destroy();
+        done("error", `internal error: ${(err as Error).message}`);
+        throw err;
+      }
     });
   }
 
-  /** Implicit TLS, the backend connection, then the protocol's session. Never rejects. */
+  /** Implicit TLS, the backend connection, then the protocol's session; `started` once it runs. */
   private async begin(
     raw: Socket,
     client: string,
     who: string,
     done: (result: SessionResult, detail: string, more?: Partial<SessionEvent>) => void,
-  ): Promise<SessionHandle | undefined> {
+    started: () => void,
+  ): Promise<void> {
     const serverTls = this.serverTls();
     let clientSocket: Socket = raw;
     if (this.protocol.implicitTls) {
@@ -165,14 +180,14 @@ export class TcpFront implements FrontPart {
       } catch (err) {
         raw.destroy();
         done("error", `${(err as Error).message}`);
-        return undefined;
+        return;
       }
     }
     const backend = this.backends.pick();
     if (!backend) {
       this.turnAway(clientSocket, "down");
       done("backend-down", "every backend is down", { tls: tlsVersion(clientSocket) });
-      return undefined;
+      return;
     }
     const local = { address: normalizeAddress(raw.localAddress ?? ""), port: raw.localPort ?? 0 };
     const remote = { address: client, port: raw.remotePort ?? 0 };
@@ -188,12 +203,12 @@ export class TcpFront implements FrontPart {
       this.backends.failed(backend, (err as Error).message);
       this.turnAway(clientSocket, "down");
       done("backend-down", (err as Error).message, { backend: backend.label, tls: tlsVersion(clientSocket) });
-      return undefined;
+      return;
     }
     if (raw.destroyed) {
       backendSocket.destroy();
       done("closed", "the client left before the backend answered", { backend: backend.label });
-      return undefined;
+      return;
     }
     this.backends.succeeded(backend);
     const ctx: SessionContext = {
@@ -219,9 +234,9 @@ export class TcpFront implements FrontPart {
         });
       },
     });
+    started();
     handle.start();
     raw.resume();
-    return handle;
   }
 
   private firewall(client: string, port: number): Decision | undefined {

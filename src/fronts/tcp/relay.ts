@@ -283,21 +283,24 @@ export class Relay<X = never> {
       side === "client"
         ? secureAsServer(raw, this.opts.clientTls, within)
         : secureAsClient(raw, this.opts.backendName, this.backendSession, HANDSHAKE_MS);
-    secured.then(
-      (tls: TLSSocket) => {
-        if (this.ended) return void tls.destroy();
-        c.stream = tls;
-        c.holds.delete("tls");
-        for (const data of c.queued.splice(0)) tls.write(data);
-        if (side === "backend") this.watchBackendSession(tls);
-        this.attach(c);
-        if (side === "client") this.setIdle(this.idle);
-        this.apply(this.opts.dialogue.secured(side));
-      },
-      (err: Error) => {
-        const who = side === "client" ? "the client" : "the backend";
-        this.destroy(err.message.includes("within") ? "timeout" : "error", `${who}: ${err.message}`);
-      },
-    );
+    secured
+      .then(
+        (tls: TLSSocket) => {
+          if (this.ended) return void tls.destroy();
+          c.stream = tls;
+          c.holds.delete("tls");
+          for (const data of c.queued.splice(0)) tls.write(data);
+          if (side === "backend") this.watchBackendSession(tls);
+          this.attach(c);
+          if (side === "client") this.setIdle(this.idle);
+          this.apply(this.opts.dialogue.secured(side));
+        },
+        (err: Error) => {
+          const who = side === "client" ? "the client" : "the backend";
+          this.destroy(err.message.includes("within") ? "timeout" : "error", `${who}: ${err.message}`);
+        },
+      )
+      // Nothing above should throw; if it does, this session ends and the process serves on.
+      .catch((err: Error) => this.destroy("error", `internal error: ${err.message}`));
   }
 }

@@ -185,3 +185,15 @@ describe("FTP control dialogue", () => {
   ];
   for (const [arg, expected] of eprts) it(`reads EPRT ${arg}`, () => assert.deepEqual(parseEprt(arg), expected));
 });
+
+describe("FTP behind NAT", () => {
+  it("announces passiveAddress in 227 replies instead of the address the client reached", () => {
+    const d = ftp({ local: "192.168.1.2", announce: "203.0.113.10" });
+    open(d);
+    play(d, [
+      ["C: PASV", ["B< PASV"]],
+      ["B: 227 Entering Passive Mode (10,0,0,30,195,80).", ["open pasv 50000"]],
+      ["ready 50001", ["C< 227 Entering Passive Mode (203,0,113,10,195,81)."]],
+    ]);
+  });
+});
