@@ -18,6 +18,8 @@ interface Link {
   /** The client's passive connection, accepted (and paused) before or during the transfer. */
   accepted: Socket | undefined;
   onAccept: ((s: Socket) => void) | undefined;
+  /** Stops waiting for the client's passive connection (the link was dropped). */
+  cancel: (() => void) | undefined;
   sockets: Set<Socket>;
   state: "prepared" | "transferring" | "done" | "failed" | "aborted";
   error: string | undefined;
@@ -68,6 +70,7 @@ export class FtpData {
       server: undefined,
       accepted: undefined,
       onAccept: undefined,
+      cancel: undefined,
       sockets: new Set(),
       state: "prepared",
       error: undefined,
@@ -177,6 +180,10 @@ export class FtpData {
         clearTimeout(timer);
         resolve(s);
       };
+      link.cancel = () => {
+        clearTimeout(timer);
+        reject(new Error("the data connection was dropped"));
+      };
     });
   }
 
@@ -225,6 +232,7 @@ export class FtpData {
   private drop(link: Link | undefined): void {
     if (!link) return;
     if (link.state === "transferring") link.state = "aborted";
+    link.cancel?.();
     this.dropServer(link);
     this.dropSockets(link);
   }
