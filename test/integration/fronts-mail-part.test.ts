@@ -3,6 +3,7 @@ import { type AddressInfo, createServer, type Server } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { fronts } from "../../src/config/fronts-schema.js";
 import type { HealthEvent } from "../../src/events/events.js";
+import { imapProtocol, pop3Protocol, smtpProtocol } from "../../src/fronts/mail/protocols.js";
 import { TCP_FRONTS } from "../../src/fronts/tcp.js";
 import { type OfficeCerts, officeCerts, rawClient, startTcpFront } from "../helpers/tcp-fronts.js";
 
@@ -129,5 +130,28 @@ describe("a mail front as a part", () => {
     await front.nextSession();
     assert.equal(front.activity.count, 0);
     await front.close();
+  });
+
+  it("closes an idle session with the protocol's own words, as a timeout", async () => {
+    const front = await startTcpFront(
+      { name: "idle", protocol: "smtp", backend: `127.0.0.1:${fake.port}`, limits: { idleTimeout: "300ms" } },
+      { certs },
+    );
+    try {
+      const c = await rawClient(front.port);
+      await c.waitFor(/^220 fake/m);
+      await c.waitFor(/^421 4\.4\.2 Idle for too long/m);
+      await c.closed;
+      const e = await front.nextSession();
+      assert.equal(e.result, "timeout");
+    } finally {
+      await front.close();
+    }
+  });
+
+  it("waits by default as long as each protocol expects: IMAP at least 30 minutes (IDLE), POP3 10, SMTP 5", () => {
+    assert.ok(imapProtocol(false).idleMs >= 30 * 60_000);
+    assert.ok(pop3Protocol(false).idleMs >= 10 * 60_000);
+    assert.ok(smtpProtocol(false).idleMs >= 5 * 60_000);
   });
 });
