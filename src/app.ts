@@ -107,6 +107,7 @@ export class Gatehouse {
     if (opts.accessLog) {
       const fixed = opts.accessLog;
       this.events.access.subscribe((e) => fixed.write(e));
+      this.events.session.subscribe((e) => fixed.writeSession(e));
     }
     if (opts.queryLog) {
       const fixed = opts.queryLog;
@@ -218,7 +219,14 @@ export class Gatehouse {
       : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
           const log = AccessLog.open(config.log.access.file, config.log.access.format);
           // No file, no subscriber: the request path then builds no access events at all.
-          const unsubscribe = config.log.access.file === "" ? undefined : this.events.access.subscribe((e) => log.write(e));
+          if (config.log.access.file === "") return { unsubscribe: undefined, close: () => log.close() };
+          // Front sessions (FTP, mail) share the access log with HTTP requests, as Squid's one log does.
+          const offRequests = this.events.access.subscribe((e) => log.write(e));
+          const offSessions = this.events.session.subscribe((e) => log.writeSession(e));
+          const unsubscribe = () => {
+            offRequests();
+            offSessions();
+          };
           return { unsubscribe, close: () => log.close() };
         });
     const queryLog = this.opts.queryLog

@@ -5,6 +5,8 @@ import { fronts } from "../../src/config/fronts-schema.js";
 import type { HealthEvent } from "../../src/events/events.js";
 import { imapProtocol, pop3Protocol, smtpProtocol } from "../../src/fronts/mail/protocols.js";
 import { TCP_FRONTS } from "../../src/fronts/tcp.js";
+import { freePort } from "../helpers/ports.js";
+import { eventually, startProxy } from "../helpers/proxy.js";
 import { type OfficeCerts, officeCerts, rawClient, startTcpFront } from "../helpers/tcp-fronts.js";
 
 // A mail front as a part of a generation, against a small SMTP-speaking backend: health checks by
@@ -146,6 +148,25 @@ describe("a mail front as a part", () => {
       assert.equal(e.result, "timeout");
     } finally {
       await front.close();
+    }
+  });
+
+  it("writes each session to the access log of a running gatehouse, naming the front and its backend", async () => {
+    const port = await freePort();
+    const proxy = await startProxy({
+      fronts: [{ name: "mx", protocol: "smtp", listen: [`127.0.0.1:${port}`], backend: `127.0.0.1:${fake.port}` }],
+    });
+    try {
+      const c = await rawClient(port);
+      await c.waitFor(/^220 fake/m);
+      c.socket.end("QUIT\r\n");
+      await c.closed;
+      await eventually(() => proxy.accessLines.some((l) => l.includes("SESSION_CLOSED")), 5000, "a session line");
+      const line = proxy.accessLines.find((l) => l.includes("SESSION_CLOSED")) ?? "";
+      assert.match(line, / 127\.0\.0\.1 SESSION_CLOSED\/000 .* SMTP smtp:\/\/mx /);
+      assert.match(line, new RegExp(`FRONT/127\\.0\\.0\\.1:${fake.port}`));
+    } finally {
+      await proxy.close();
     }
   });
 

@@ -223,7 +223,9 @@ describe("web fronts: backends down and back", () => {
       assert.match(down.body, /Every server behind site is down/);
       // The admin API and /metrics show it.
       const admin = `http://127.0.0.1:${proxy.app.adminAddress?.port}`;
-      const status = (await (await fetch(`${admin}/api/status`)).json()) as { fronts: { front: string; backends: { up: boolean }[] }[] };
+      const status = (await (await fetch(`${admin}/api/status`)).json()) as {
+        fronts: { front: string; backends: { up: boolean }[] }[];
+      };
       assert.deepEqual(
         status.fronts.map((f) => [f.front, f.backends.map((b) => b.up)]),
         [["site", [false, false]]],
