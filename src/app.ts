@@ -319,6 +319,7 @@ export class Gatehouse {
         log: this.log,
         events: this.events,
         activity: this.activity,
+        handshakeTimeoutMs: config.tls.handshakeTimeout,
       },
       previous?.fronts,
     );

@@ -25,6 +25,8 @@ export interface FrontDeps {
   certs: () => FrontCertificates;
   /** Open connections, so a stop waits for them within shutdownGrace and then cuts them. */
   activity: Activity;
+  /** tls.handshakeTimeout: a client must finish its TLS handshake (implicit or after STARTTLS) within this. */
+  handshakeTimeoutMs: number;
 }
 
 /** One front (or, for web fronts, the fronts sharing a set of listeners) as a part of a generation. */

@@ -21,6 +21,8 @@ export interface HttpHandlers {
 /** A listener that speaks TLS (a front): its certificate is chosen by the name the client asks for. */
 export interface ListenerTls {
   contextFor(servername: string): SecureContext | undefined;
+  /** A client must finish its handshake within this (Node's own default is 120 s). */
+  handshakeTimeoutMs: number;
 }
 
 type Limits = Config["proxy"]["limits"];
@@ -169,6 +171,7 @@ function httpsServer(
   const server = createSecureServer({
     allowHTTP1: true,
     minVersion: "TLSv1.2",
+    handshakeTimeout: tls.handshakeTimeoutMs,
     SNICallback: (name, cb) => {
       const context = tls.contextFor(name.toLowerCase());
       if (context) cb(null, context);

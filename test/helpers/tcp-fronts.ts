@@ -84,6 +84,7 @@ export async function startTcpFront(
       named: (name) => opts.certs.store.named(name),
     }),
     activity,
+    handshakeTimeoutMs: 10_000,
   };
   const part = TCP_FRONTS[cfg.protocol as keyof typeof TCP_FRONTS](cfg, deps, opts.previous) as TcpFront;
   await part.prepare();

@@ -373,6 +373,7 @@ describe("web fronts: TLS", () => {
   let origin: Origin;
   let proxy: TestProxy;
   let port: number;
+  let smtpsPort: number;
   before(async () => {
     ca = makeCa();
     certs = certsDir(ca);
@@ -382,9 +383,13 @@ describe("web fronts: TLS", () => {
     writeFileSync(join(certs, "test-ca.pem"), ca.pem);
     origin = await echoing("tls");
     port = await freePort();
+    smtpsPort = await freePort();
     proxy = await startProxy({
       certs,
+      tls: { handshakeTimeout: "300ms" },
       fronts: [
+        // Only here for its handshake: its backend is never reached.
+        { name: "mx", protocol: "smtps", listen: [`127.0.0.1:${smtpsPort}`], backend: `127.0.0.1:${await freePort()}` },
         {
           name: "intranet",
           protocol: "https",
@@ -400,6 +405,17 @@ describe("web fronts: TLS", () => {
     await proxy.close();
     await origin.close();
   });
+
+  for (const [what, front] of [
+    ["an https front", () => port],
+    ["an smtps front", () => smtpsPort],
+  ] as const) {
+    it(`closes a client of ${what} that never finishes its TLS handshake, after tls.handshakeTimeout`, async () => {
+      const socket = connect(front(), "127.0.0.1");
+      socket.on("error", () => {});
+      await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    });
+  }
 
   for (const version of ["--http2", "--http1.1"]) {
     it(`terminates TLS for a ${version.slice(2)} client chosen by SNI, with HSTS and X-Forwarded-Proto https`, async () => {

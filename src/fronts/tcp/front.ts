@@ -176,7 +176,7 @@ export class TcpFront implements FrontPart {
     if (this.protocol.implicitTls) {
       raw.resume();
       try {
-        clientSocket = await secureAsServer(raw, serverTls);
+        clientSocket = await secureAsServer(raw, serverTls, this.deps.handshakeTimeoutMs);
       } catch (err) {
         raw.destroy();
         done("error", `${(err as Error).message}`);
@@ -225,6 +225,7 @@ export class TcpFront implements FrontPart {
       client: clientSocket,
       backend: backendSocket,
       idleMs: this.front.limits.idleTimeout || this.protocol.idleMs,
+      handshakeMs: this.deps.handshakeTimeoutMs,
       onEnd: ({ result, reason }) => {
         done(result, reason, {
           backend: backend.label,

@@ -25,6 +25,8 @@ export interface RelayBase {
   client: Socket;
   backend: Socket;
   idleMs: number;
+  /** Each TLS handshake (STARTTLS, AUTH TLS, with the client or the backend) must finish within this. */
+  handshakeMs: number;
   onEnd(end: { result: SessionResult; reason: string }): void;
 }
 

@@ -11,7 +11,7 @@ import {
   type Side,
 } from "./dialogue.js";
 import { Framer } from "./framer.js";
-import { HANDSHAKE_MS, type ServerTls, secureAsClient, secureAsServer, tlsVersion } from "./tls.js";
+import { type ServerTls, secureAsClient, secureAsServer, tlsVersion } from "./tls.js";
 
 /** Bytes held from a client whose lines must wait (or from a side whose peer is slow) before reading stops. */
 const HOLD_BYTES = 64 * 1024;
@@ -39,6 +39,7 @@ export interface RelayOptions<X> {
   lines: ProtocolLines;
   limits: { client: number; backend: number };
   idleMs: number;
+  handshakeMs: number;
   clientTls: ServerTls;
   backendName: string | undefined;
   /** Actions the dialogue defines beyond the core ones (FTP's data connections). */
@@ -277,12 +278,12 @@ export class Relay<X = never> {
     raw.removeAllListeners("timeout");
     raw.removeAllListeners("close");
     raw.setTimeout(0);
-    // A client that goes quiet after STARTTLS is idle like any other (and never waits past HANDSHAKE_MS).
-    const within = Math.min(HANDSHAKE_MS, this.opts.idleMs);
+    // A client that goes quiet after STARTTLS is idle like any other (and never waits past the handshake timeout).
+    const within = Math.min(this.opts.handshakeMs, this.opts.idleMs);
     const secured =
       side === "client"
         ? secureAsServer(raw, this.opts.clientTls, within)
-        : secureAsClient(raw, this.opts.backendName, this.backendSession, HANDSHAKE_MS);
+        : secureAsClient(raw, this.opts.backendName, this.backendSession, this.opts.handshakeMs);
     secured
       .then(
         (tls: TLSSocket) => {

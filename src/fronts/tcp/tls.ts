@@ -1,9 +1,6 @@
 import type { Socket } from "node:net";
 import { connect, type SecureContext, TLSSocket } from "node:tls";
 
-/** A client has this long to finish its TLS handshake (after connecting, or after STARTTLS). */
-export const HANDSHAKE_MS = 10_000;
-
 /** The certificates a front presents: one named pair, or chosen by the name the client asks for. */
 export interface ServerTls {
   context: SecureContext | undefined;
@@ -11,7 +8,7 @@ export interface ServerTls {
 }
 
 /** TLS as the server on a connected socket (implicit TLS, STARTTLS, FTP data): resolves once secure. */
-export function secureAsServer(raw: Socket, tls: ServerTls, timeoutMs = HANDSHAKE_MS): Promise<TLSSocket> {
+export function secureAsServer(raw: Socket, tls: ServerTls, timeoutMs: number): Promise<TLSSocket> {
   const socket = new TLSSocket(raw, {
     isServer: true,
     secureContext: tls.context,
@@ -34,7 +31,7 @@ export function secureAsClient(
   raw: Socket,
   servername: string | undefined,
   session: Buffer | undefined,
-  timeoutMs = HANDSHAKE_MS,
+  timeoutMs: number,
 ): Promise<TLSSocket> {
   const socket = connect({ socket: raw, servername, session, rejectUnauthorized: false });
   return handshake(socket, "secureConnect", timeoutMs, "the backend did not finish its TLS handshake");

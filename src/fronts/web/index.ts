@@ -18,6 +18,7 @@ export interface WebFrontsDeps extends WebFrontDeps {
   chain: ChainParts;
   certs: () => FrontCertificates;
   activity: Activity;
+  handshakeTimeoutMs: number;
 }
 
 /**
@@ -83,7 +84,9 @@ export class WebFronts implements FrontPart {
         limits: deps.cfg.limits,
         handlers: service,
         activity: deps.activity,
-        tls: https ? { contextFor: (sni) => certificateFor(router, deps.certs(), sni) } : undefined,
+        tls: https
+          ? { contextFor: (sni) => certificateFor(router, deps.certs(), sni), handshakeTimeoutMs: deps.handshakeTimeoutMs }
+          : undefined,
         previous: previous?.listeners.find((l) => l.key === key)?.part,
       });
       this.listeners.push({ key, part });
