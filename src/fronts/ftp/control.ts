@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { type Action, type Dialogue, hasControlBytes, replyLine, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, replyLine } from "../tcp/dialogue.js";
 
 // The FTP control dialogue of a front (RFC 959; EPSV/EPRT RFC 2428; FTPS RFC 4217; bounce attacks
 // RFC 2577), without I/O. The front ends the client's TLS itself (AUTH TLS, PBSZ, PROT) and speaks
@@ -38,7 +38,6 @@ const DOWNLOAD = new Set(["RETR", "LIST", "NLST", "MLSD"]);
 const UPLOAD = new Set(["STOR", "STOU", "APPE"]);
 /** FEAT lines the front answers for itself: TLS is the front's business. */
 const OWN_FEATURES = ["AUTH TLS", "PBSZ", "PROT"];
-const MAX_BAD = 10;
 
 type Expect =
   | { kind: "greeting" }
@@ -50,24 +49,22 @@ type Expect =
   | { kind: "local"; line: string }
   | { kind: "auth-tls" };
 
-export class FtpDialogue implements Dialogue<FtpAction> {
-  private opening = true;
-  private clientTls: boolean;
+export class FtpDialogue extends LineDialogue<FtpAction> {
   private protect = false;
   private readonly queue: Expect[] = [{ kind: "greeting" }];
   private reply: string[] = [];
   private multiCode: number | undefined;
   private greeting: string[] = [];
-  private tlsStarting = false;
   /** A data connection is being prepared: the client's next command must wait for our reply. */
   private preparing: DataMode | undefined;
   private prepared = false;
   private epsvAll = false;
-  private quitting = false;
-  private bad = 0;
 
   constructor(private readonly o: FtpOptions) {
-    this.clientTls = o.clientTls;
+    super(o.clientTls, {
+      closed: "421 Service not available, the FTP server closed the connection",
+      tooMany: "421 Too many errors",
+    });
     // Implicit FTPS protects data connections from the start, as clients of port 990 expect.
     this.protect = o.clientTls;
   }
@@ -76,23 +73,12 @@ export class FtpDialogue implements Dialogue<FtpAction> {
     return this.opening || this.tlsStarting || this.preparing !== undefined || this.queue.some((e) => e.kind === "auth-tls");
   }
 
-  line(from: Side, line: string): Action<FtpAction>[] {
-    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
-  }
-
   passed(): Action<FtpAction>[] {
     return [];
   }
 
-  secured(side: Side): Action<FtpAction>[] {
-    if (side === "backend") return this.openStep("pbsz");
-    this.tlsStarting = false;
-    this.clientTls = true;
-    return [];
-  }
-
-  backendClosed(): Action<FtpAction>[] {
-    return this.quitting ? [] : [{ send: "client", line: "421 Service not available, the FTP server closed the connection" }];
+  protected backendSecured(): Action<FtpAction>[] {
+    return this.openStep("pbsz");
   }
 
   /** The data side prepared what an "open" asked for (a passive port), or could not. */
@@ -109,12 +95,11 @@ export class FtpDialogue implements Dialogue<FtpAction> {
     return [send("200 PORT command successful")];
   }
 
-  private fromClient(raw: string): Action<FtpAction>[] {
+  protected fromClient(raw: string): Action<FtpAction>[] {
     // Telnet commands (IAC IP, IAC DM before an urgent ABOR) are not part of the command.
     const line = raw.replace(/\xff[\xf0-\xfe]/g, "").replace(/\xff\xff/g, "\xff");
     if (hasControlBytes(line)) {
-      if (++this.bad > MAX_BAD) return [send("421 Too many errors"), { close: "error", reason: "sent binary garbage" }];
-      return this.local("500 Syntax error: control characters in the command");
+      return this.garbage(() => this.local("500 Syntax error: control characters in the command"));
     }
     const space = line.indexOf(" ");
     const cmd = (space < 0 ? line : line.slice(0, space)).toUpperCase();
@@ -212,7 +197,7 @@ export class FtpDialogue implements Dialogue<FtpAction> {
     return out;
   }
 
-  private fromBackend(line: string): Action<FtpAction>[] {
+  protected fromBackend(line: string): Action<FtpAction>[] {
     const r = replyLine(line);
     const collect = this.opening || this.queue[0]?.kind === "feat";
     // A multi-line reply starts "xyz-" and ends at a line "xyz " with the same code (RFC 959 §4.2).

@@ -1,4 +1,4 @@
-import { type Action, type Dialogue, hasControlBytes, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, type Side } from "../tcp/dialogue.js";
 
 // The IMAP dialogue of a front (RFC 9051 and 3501; STARTTLS and LOGINDISABLED RFC 2595; LITERAL+
 // RFC 7888; IDLE RFC 2177), without I/O. Literals in either direction pass through unread (a
@@ -10,37 +10,27 @@ export interface ImapOptions {
   backendStarttls: boolean;
 }
 
-const MAX_BAD = 10;
 /** A literal announced at the end of a line: {12}, {12+} (LITERAL+), ~{12} (BINARY). */
 const LITERAL = /\{(\d{1,19})(\+?)\}$/;
 const OPEN_TAG = "gh0";
 
-export class ImapDialogue implements Dialogue {
-  private opening = true;
-  private clientTls: boolean;
+export class ImapDialogue extends LineDialogue {
   private greeting = "";
-  private tlsStarting = false;
   /** The next line from that side continues a command or response interrupted by a literal. */
   private continues: Record<Side, boolean> = { client: false, backend: false };
   /** A synchronizing literal the client may send once the backend says "+". */
   private literalWait: { tag: string; bytes: number } | undefined;
   /** Tag of an AUTHENTICATE or IDLE in progress: the client's lines are not commands until it ends. */
   private rawTag: string | undefined;
-  private quitting = false;
-  private bad = 0;
   /** The tag of the command whose lines are arriving. */
   private tag = "";
 
   constructor(private readonly o: ImapOptions) {
-    this.clientTls = o.clientTls;
+    super(o.clientTls, { closed: "* BYE The mail server closed the connection", tooMany: "* BYE Too many errors" });
   }
 
   get holdClient(): boolean {
     return this.opening || this.tlsStarting || this.literalWait !== undefined;
-  }
-
-  line(from: Side, line: string): Action[] {
-    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
   }
 
   passed(from: Side): Action[] {
@@ -48,32 +38,20 @@ export class ImapDialogue implements Dialogue {
     return [];
   }
 
-  secured(side: Side): Action[] {
-    if (side === "backend") return this.open();
-    this.tlsStarting = false;
-    this.clientTls = true;
-    return [];
+  protected backendSecured(): Action[] {
+    return this.open();
   }
 
-  backendClosed(): Action[] {
-    return this.quitting ? [] : [{ send: "client", line: "* BYE The mail server closed the connection" }];
-  }
-
-  private fromClient(line: string): Action[] {
+  protected fromClient(line: string): Action[] {
     if (this.continues.client || this.rawTag !== undefined) {
       this.continues.client = false;
       return this.forward(line, this.rawTag ?? this.tag);
     }
     const m = /^([^\s(){%*"\\\]]+) ([A-Za-z]+)/.exec(line);
     if (!m || hasControlBytes(line)) {
-      if (++this.bad > MAX_BAD)
-        return [
-          { send: "client", line: "* BYE Too many errors" },
-          { close: "error", reason: "sent binary garbage" },
-        ];
-      return [
+      return this.garbage(() => [
         { send: "client", line: m ? `${m[1]} BAD Control characters in the command` : "* BAD Expected a tag and a command" },
-      ];
+      ]);
     }
     const tag = m[1] as string;
     const cmd = (m[2] as string).toUpperCase();
@@ -115,7 +93,7 @@ export class ImapDialogue implements Dialogue {
     return out;
   }
 
-  private fromBackend(line: string): Action[] {
+  protected fromBackend(line: string): Action[] {
     if (this.opening) return this.openingReply(line);
     const out: Action[] = [];
     if (this.continues.backend) {

@@ -1,4 +1,4 @@
-import { type Action, type Dialogue, hasControlBytes, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, type Side } from "../tcp/dialogue.js";
 
 // The POP3 dialogue of a front (RFC 1939; CAPA and pipelining RFC 2449; STLS RFC 2595; SASL RFC
 // 5034), without I/O. The front answers STLS itself; no credential is accepted before TLS; a message
@@ -17,61 +17,39 @@ interface Pending {
   stls?: boolean;
 }
 
-const MAX_BAD = 10;
 const CREDENTIALS = new Set(["USER", "PASS", "APOP", "AUTH"]);
 
-export class Pop3Dialogue implements Dialogue {
-  private opening = true;
-  private clientTls: boolean;
+export class Pop3Dialogue extends LineDialogue {
   private readonly queue: Pending[] = [{ expect: "greeting" }];
   private greeting = "";
   /** Inside a multi-line reply being relayed (lines) or rewritten (capa). */
   private multi: { kind: "lines" | "capa"; lines: string[] } | undefined;
-  private tlsStarting = false;
   private saslNext = false;
-  private quitting = false;
-  private bad = 0;
 
   constructor(private readonly o: Pop3Options) {
-    this.clientTls = o.clientTls;
+    super(o.clientTls, { closed: "-ERR [SYS/TEMP] The mail server closed the connection", tooMany: "-ERR Too many errors" });
   }
 
   get holdClient(): boolean {
     return this.opening || this.tlsStarting || this.queue.some((p) => p.expect === "auth" || p.stls);
   }
 
-  line(from: Side, line: string): Action[] {
-    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
-  }
-
   passed(from: Side): Action[] {
     return from === "backend" ? this.flushLocal() : [];
   }
 
-  secured(side: Side): Action[] {
-    if (side === "backend") return this.open();
-    this.tlsStarting = false;
-    this.clientTls = true;
-    return [];
+  protected backendSecured(): Action[] {
+    return this.open();
   }
 
-  backendClosed(): Action[] {
-    return this.quitting ? [] : [{ send: "client", line: "-ERR [SYS/TEMP] The mail server closed the connection" }];
-  }
-
-  private fromClient(line: string): Action[] {
+  protected fromClient(line: string): Action[] {
     if (this.saslNext) {
       this.saslNext = false;
       this.queue.push({ expect: "auth" });
       return [{ send: "backend", line }];
     }
     if (hasControlBytes(line)) {
-      if (++this.bad > MAX_BAD)
-        return [
-          { send: "client", line: "-ERR Too many errors" },
-          { close: "error", reason: "sent binary garbage" },
-        ];
-      return this.local("-ERR Syntax error: control characters in the command");
+      return this.garbage(() => this.local("-ERR Syntax error: control characters in the command"));
     }
     const [verb = "", ...args] = line.split(" ");
     const cmd = verb.toUpperCase();
@@ -126,7 +104,7 @@ export class Pop3Dialogue implements Dialogue {
     return out;
   }
 
-  private fromBackend(line: string): Action[] {
+  protected fromBackend(line: string): Action[] {
     if (this.multi) {
       if (line !== ".") {
         if (this.multi.kind === "lines") return [{ send: "client", line }];

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { type Action, type Dialogue, hasControlBytes, replyLine, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, replyLine, type Side } from "../tcp/dialogue.js";
 
 // The SMTP dialogue of a front (RFC 5321; STARTTLS RFC 3207; pipelining RFC 2920; AUTH RFC 4954;
 // XCLIENT from Postfix's XCLIENT_README), without I/O. The front answers STARTTLS itself with the
@@ -29,8 +29,6 @@ const REFUSED: Record<string, string> = {
   BDAT: "502 5.5.1 BDAT is not offered here; use DATA",
 };
 
-const MAX_BAD = 10;
-
 type Expect = "greeting" | "ehlo" | "starttls" | "xclient" | "reply" | "ehlo-client" | "data" | "auth" | "message" | "quit";
 
 interface Pending {
@@ -41,20 +39,19 @@ interface Pending {
   starttls?: boolean;
 }
 
-export class SmtpDialogue implements Dialogue {
-  private opening = true;
-  private clientTls: boolean;
+export class SmtpDialogue extends LineDialogue {
   private readonly queue: Pending[] = [{ expect: "greeting" }];
   /** Lines of the reply being received from the backend. */
   private reply: string[] = [];
   private greeting: string[] = [];
-  private tlsStarting = false;
   private saslNext = false;
-  private quitting = false;
-  private bad = 0;
+  private backendOnTls = false;
 
   constructor(private readonly o: SmtpOptions) {
-    this.clientTls = o.clientTls;
+    super(o.clientTls, {
+      closed: "421 4.4.2 The mail server closed the connection; try again later",
+      tooMany: "421 4.7.0 Too many errors",
+    });
   }
 
   get holdClient(): boolean {
@@ -63,28 +60,19 @@ export class SmtpDialogue implements Dialogue {
     return this.queue.some((p) => p.expect === "data" || p.expect === "auth" || p.starttls);
   }
 
-  line(from: Side, line: string): Action[] {
-    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
-  }
-
   passed(from: Side): Action[] {
     if (from !== "client") return [];
     this.queue.push({ expect: "message" });
     return [];
   }
 
-  secured(side: Side): Action[] {
-    if (side === "backend") return this.afterBackendTls();
-    this.tlsStarting = false;
-    this.clientTls = true;
-    return [];
+  protected backendSecured(): Action[] {
+    this.backendOnTls = true;
+    // RFC 3207: after TLS the server forgets the EHLO; XCLIENT needs a fresh one.
+    return this.o.xclient ? this.ehlo() : this.open();
   }
 
-  backendClosed(): Action[] {
-    return this.quitting ? [] : [{ send: "client", line: "421 4.4.2 The mail server closed the connection; try again later" }];
-  }
-
-  private fromClient(line: string): Action[] {
+  protected fromClient(line: string): Action[] {
     if (this.saslNext) {
       // A SASL response line (or "*" to cancel), answered by another reply.
       this.saslNext = false;
@@ -92,12 +80,7 @@ export class SmtpDialogue implements Dialogue {
       return [{ send: "backend", line }];
     }
     if (hasControlBytes(line)) {
-      if (++this.bad > MAX_BAD)
-        return [
-          { send: "client", line: "421 4.7.0 Too many errors" },
-          { close: "error", reason: "sent binary garbage" },
-        ];
-      return this.local("500 5.5.2 Syntax error: control characters in the command");
+      return this.garbage(() => this.local("500 5.5.2 Syntax error: control characters in the command"));
     }
     const verb = (/^\S*/.exec(line)?.[0] ?? "").toUpperCase();
     const refused = REFUSED[verb];
@@ -149,7 +132,7 @@ export class SmtpDialogue implements Dialogue {
     return out;
   }
 
-  private fromBackend(line: string): Action[] {
+  protected fromBackend(line: string): Action[] {
     const r = replyLine(line);
     if (!r) {
       if (this.opening) return [{ close: "error", reason: `the backend sent "${line.slice(0, 60)}" instead of an SMTP reply` }];
@@ -218,7 +201,7 @@ export class SmtpDialogue implements Dialogue {
       case "ehlo": {
         if (code !== 250) return fail("refused EHLO");
         const exts = lines.slice(1).map((l) => l.slice(4).toUpperCase());
-        if (this.o.backendStarttls && !this.backendSecured) {
+        if (this.o.backendStarttls && !this.backendOnTls) {
           if (!exts.some((e) => e === "STARTTLS")) return fail("offers no STARTTLS (backendTls: starttls)");
           this.queue.push({ expect: "starttls" });
           return [{ send: "backend", line: "STARTTLS" }];
@@ -243,14 +226,6 @@ export class SmtpDialogue implements Dialogue {
       default:
         return fail("answered out of turn");
     }
-  }
-
-  private backendSecured = false;
-
-  private afterBackendTls(): Action[] {
-    this.backendSecured = true;
-    // RFC 3207: after TLS the server forgets the EHLO; XCLIENT needs a fresh one.
-    return this.o.xclient ? this.ehlo() : this.open();
   }
 
   private ehlo(): Action[] {

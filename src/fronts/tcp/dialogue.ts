@@ -55,3 +55,68 @@ export function replyLine(line: string): { code: number; more: boolean; text: st
 export function hasControlBytes(line: string): boolean {
   return /[\x00-\x08\x0a-\x1f\x7f]/.test(line);
 }
+
+/** Unreadable command lines a client may send before the session is ended as garbage. */
+const MAX_BAD = 10;
+
+/** What a dialogue says on its own when the backend goes away or the client sends only garbage. */
+export interface DialogueWords {
+  /** The backend closed the connection while the client still expected it. */
+  closed: string;
+  /** Said before closing a client that sent more than MAX_BAD unreadable lines. */
+  tooMany: string;
+}
+
+/**
+ * What the dialogues of the line protocols share: the TLS state of the client side, who a line is
+ * for, the session's end, and the count of unreadable lines.
+ */
+export abstract class LineDialogue<X = never> implements Dialogue<X> {
+  /** The backend's greeting (and the front's own opening of the backend) is still under way. */
+  protected opening = true;
+  protected clientTls: boolean;
+  /** The front said "go ahead" to a client's STARTTLS (or AUTH TLS) and waits for its handshake. */
+  protected tlsStarting = false;
+  /** The client asked to leave: the backend's closing is expected, not an outage. */
+  protected quitting = false;
+  private bad = 0;
+
+  constructor(
+    clientTls: boolean,
+    private readonly words: DialogueWords,
+  ) {
+    this.clientTls = clientTls;
+  }
+
+  abstract get holdClient(): boolean;
+  abstract passed(from: Side): Action<X>[];
+  protected abstract fromClient(line: string): Action<X>[];
+  protected abstract fromBackend(line: string): Action<X>[];
+  /** TLS with the backend is up: go on opening it. */
+  protected abstract backendSecured(): Action<X>[];
+
+  line(from: Side, line: string): Action<X>[] {
+    return from === "backend" ? this.fromBackend(line) : this.fromClient(line);
+  }
+
+  secured(side: Side): Action<X>[] {
+    if (side === "backend") return this.backendSecured();
+    this.tlsStarting = false;
+    this.clientTls = true;
+    return [];
+  }
+
+  backendClosed(): Action<X>[] {
+    return this.quitting ? [] : [{ send: "client", line: this.words.closed }];
+  }
+
+  /** An unreadable command line: answered by `answer`, until too many of them end the session. */
+  protected garbage(answer: () => Action<X>[]): Action<X>[] {
+    if (++this.bad > MAX_BAD)
+      return [
+        { send: "client", line: this.words.tooMany },
+        { close: "error", reason: "sent binary garbage" },
+      ];
+    return answer();
+  }
+}
