@@ -57,15 +57,7 @@ export function handleConnect(
   ctx: ConnectionContext,
 ): void {
   const timing = { start: Date.now(), t0: performance.now() };
-  const x = new HttpExchange({
-    ctx,
-    method: "CONNECT",
-    target: req.url ?? "",
-    headers: req.headers,
-    rawHeaders: req.rawHeaders,
-    httpVersion: req.httpVersion,
-    body: null,
-  });
+  const x = HttpExchange.of(req, ctx, null);
   const bytesBefore = socket.bytesWritten;
   let status = 200;
   let settled = false;

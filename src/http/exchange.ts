@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import type { Decision, Stage } from "../pipeline/stage.js";
 import type { PushBody } from "./body.js";
@@ -131,6 +132,21 @@ export class HttpExchange {
     this.abort = new Abort();
   }
 
+  /** The exchange of a request as Node parsed it; an HTTP/2 request is seen through its HTTP/1 view. */
+  static of(req: IncomingMessage, ctx: ConnectionContext, body: Readable | null, interim?: Interim): HttpExchange {
+    const h = req.httpVersionMajor === 2 ? http1View(req) : req;
+    return new HttpExchange({
+      ctx,
+      method: req.method ?? "GET",
+      target: req.url ?? "/",
+      headers: h.headers,
+      rawHeaders: h.rawHeaders,
+      httpVersion: req.httpVersion,
+      body,
+      interim,
+    });
+  }
+
   get sni(): string | undefined {
     return this.ctx.sni;
   }
@@ -214,4 +230,21 @@ export class Abort {
     this.listeners = undefined;
     if (l) for (const fn of l) fn();
   }
+}
+
+/** HTTP/2 pseudo-headers dropped, :authority as Host: what the stages, the cache and the upstream read. */
+function http1View(req: IncomingMessage): { headers: IncomingMessage["headers"]; rawHeaders: string[] } {
+  const authority = req.headers[":authority"];
+  const headers: IncomingMessage["headers"] = {};
+  for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":")) headers[k] = v;
+  const rawHeaders: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] as string;
+    if (!name.startsWith(":")) rawHeaders.push(name, req.rawHeaders[i + 1] as string);
+  }
+  if (headers.host === undefined && typeof authority === "string") {
+    headers.host = authority;
+    rawHeaders.unshift("host", authority);
+  }
+  return { headers, rawHeaders };
 }

@@ -44,17 +44,7 @@ export class HttpService implements HttpHandlers {
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
     const body = hasBody(req) ? req : null;
-    const h = req.httpVersionMajor === 2 ? http1View(req) : req;
-    const x = new HttpExchange({
-      ctx,
-      method: req.method ?? "GET",
-      target: req.url ?? "/",
-      headers: h.headers,
-      rawHeaders: h.rawHeaders,
-      httpVersion: req.httpVersion,
-      body,
-      interim: res,
-    });
+    const x = HttpExchange.of(req, ctx, body, res);
     deps.activity.begin();
     res.once("close", () => {
       if (!res.writableFinished) x.abort.fire();
@@ -174,22 +164,6 @@ export class HttpService implements HttpHandlers {
  * An HTTP/2 request as the stages read every request: its pseudo-headers dropped, :authority as
  * the Host (RFC 9113 §8.3.1), the rest as sent.
  */
-function http1View(req: IncomingMessage): { headers: IncomingMessage["headers"]; rawHeaders: string[] } {
-  const authority = req.headers[":authority"];
-  const headers: IncomingMessage["headers"] = {};
-  for (const [k, v] of Object.entries(req.headers)) if (!k.startsWith(":")) headers[k] = v;
-  const rawHeaders: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i] as string;
-    if (!name.startsWith(":")) rawHeaders.push(name, req.rawHeaders[i + 1] as string);
-  }
-  if (headers.host === undefined && typeof authority === "string") {
-    headers.host = authority;
-    rawHeaders.unshift("host", authority);
-  }
-  return { headers, rawHeaders };
-}
-
 function hasBody(req: IncomingMessage): boolean {
   if (req.headers["transfer-encoding"] !== undefined) return true;
   const cl = req.headers["content-length"];

@@ -38,15 +38,7 @@ export function relayUpgrade(
   ctx: ConnectionContext,
 ): void {
   const timing = { start: Date.now(), t0: performance.now() };
-  const x = new HttpExchange({
-    ctx,
-    method: req.method ?? "GET",
-    target: req.url ?? "/",
-    headers: req.headers,
-    rawHeaders: req.rawHeaders,
-    httpVersion: req.httpVersion,
-    body: null,
-  });
+  const x = HttpExchange.of(req, ctx, null);
   let status = 101;
   let settled = false;
   const settle = (bytes: number) => {
