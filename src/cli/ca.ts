@@ -1,7 +1,6 @@
 import { writeFileSync } from "node:fs";
-import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
-import { loadConfig } from "../config/load.js";
 import { CaError, OfficeCa } from "../tls/ca.js";
+import { configForCommand } from "./config.js";
 
 const USAGE = "usage: gatehouse ca [init [--force] | show | export [--der] [--out FILE]] [-c FILE]\n";
 
@@ -20,14 +19,8 @@ export async function caCommand(args: {
     process.stderr.write(USAGE);
     return 2;
   }
-  let config: ReturnType<typeof loadConfig>["config"];
-  try {
-    config = loadConfig(args.config).config;
-  } catch (err) {
-    if (!(err instanceof DiagnosticsError)) throw err;
-    for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-    return 1;
-  }
+  const config = configForCommand(args.config, "ca");
+  if (!config) return 1;
   const dir = config.certs;
   try {
     if (action === "init" || (action === "" && !OfficeCa.exists(dir))) {

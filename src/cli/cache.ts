@@ -1,8 +1,7 @@
-import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
-import { loadConfig } from "../config/load.js";
 import { formatBytes } from "../config/units.js";
 import type { CacheStats } from "../http/cache/http-cache.js";
 import { AdminClient } from "./admin-client.js";
+import { configForCommand } from "./config.js";
 
 const USAGE = "usage: gatehouse cache stats [-c FILE] | gatehouse cache purge URL [-c FILE]\n";
 
@@ -19,14 +18,8 @@ export async function cacheCommand(args: { config?: string; positionals: string[
     );
     return 2;
   }
-  let admin: AdminClient;
-  try {
-    admin = new AdminClient(loadConfig(args.config).config);
-  } catch (err) {
-    if (err instanceof DiagnosticsError) for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-    else process.stderr.write(`gatehouse cache: ${(err as Error).message}\n`);
-    return 1;
-  }
+  const admin = configForCommand(args.config, "cache", (c) => new AdminClient(c));
+  if (!admin) return 1;
   try {
     if (action === "stats") {
       const s = await admin.call<CacheStats>("GET", "/api/cache/stats");

@@ -1,9 +1,8 @@
 import { isIP } from "node:net";
 import { Gatehouse } from "../app.js";
-import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
-import { loadConfig } from "../config/load.js";
 import { ExplainInputError, type Explanation, formatExplanation } from "../explain/explain.js";
 import { AdminClient, ApiError, NotRunning } from "./admin-client.js";
+import { configForCommand } from "./config.js";
 
 /**
  * gatehouse explain URL|DOMAIN [--client IP]: the decision in force and the rule behind it. Asks
@@ -25,14 +24,8 @@ export async function explainCommand(args: {
     process.stderr.write(`gatehouse explain: --client ${client} is not an IP address\n`);
     return 2;
   }
-  let config: ReturnType<typeof loadConfig>["config"];
-  try {
-    config = loadConfig(args.config).config;
-  } catch (err) {
-    if (!(err instanceof DiagnosticsError)) throw err;
-    for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-    return 1;
-  }
+  const config = configForCommand(args.config, "explain");
+  if (!config) return 1;
   let e: Explanation;
   try {
     const query = `target=${encodeURIComponent(target)}${client ? `&client=${encodeURIComponent(client)}` : ""}`;

@@ -1,10 +1,9 @@
 import type { Overview } from "../admin/state.js";
 import type { UpstreamHealth } from "../admin/stats/stats.js";
-import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
-import { loadConfig } from "../config/load.js";
 import { formatBytes } from "../config/units.js";
 import type { CacheStats } from "../http/cache/http-cache.js";
 import { AdminClient } from "./admin-client.js";
+import { configForCommand } from "./config.js";
 
 interface Status {
   version: string;
@@ -27,14 +26,8 @@ function duration(s: number): string {
 
 /** gatehouse status: what the running gatehouse serves, from its admin API. */
 export async function statusCommand(args: { config?: string }): Promise<number> {
-  let admin: AdminClient;
-  try {
-    admin = new AdminClient(loadConfig(args.config).config);
-  } catch (err) {
-    if (err instanceof DiagnosticsError) for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
-    else process.stderr.write(`gatehouse status: ${(err as Error).message}\n`);
-    return 1;
-  }
+  const admin = configForCommand(args.config, "status", (c) => new AdminClient(c));
+  if (!admin) return 1;
   let s: Status;
   try {
     s = await admin.call<Status>("GET", "/api/status");
