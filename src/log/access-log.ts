@@ -1,4 +1,5 @@
 import type { AccessEvent, SessionEvent } from "../events/events.js";
+import type { Decision } from "../pipeline/stage.js";
 import { type LineSink, openLineSink } from "./sink.js";
 
 /**
@@ -69,14 +70,7 @@ function jsonLine(e: AccessEvent): string {
     peer: e.peer,
     contentType: e.contentType,
     user: e.user,
-    decision: e.decision
-      ? {
-          stage: e.decision.stage,
-          action: e.decision.action,
-          reason: e.decision.reason,
-          rule: e.decision.rule ? `${e.decision.rule.file}:${e.decision.rule.line}` : undefined,
-        }
-      : undefined,
+    decision: decisionJson(e.decision),
   })}\n`;
 }
 
@@ -105,13 +99,12 @@ function jsonSessionLine(e: SessionEvent): string {
     tls: e.tls,
     result: e.result,
     detail: e.detail,
-    decision: e.decision
-      ? {
-          stage: e.decision.stage,
-          action: e.decision.action,
-          reason: e.decision.reason,
-          rule: e.decision.rule ? `${e.decision.rule.file}:${e.decision.rule.line}` : undefined,
-        }
-      : undefined,
+    decision: decisionJson(e.decision),
   })}\n`;
+}
+
+/** The deciding stage of a JSON line, its rule as file:line. */
+function decisionJson(d: Decision | undefined): object | undefined {
+  if (!d) return undefined;
+  return { stage: d.stage, action: d.action, reason: d.reason, rule: d.rule ? `${d.rule.file}:${d.rule.line}` : undefined };
 }
