@@ -15,38 +15,23 @@ start_nginx_origin "$ORIGIN"
 (cd "$ROOT" && npm run build >/dev/null)
 D=$BENCH_DIR
 
-mkdir -p "$D/gh/rules"
-cat >"$D/gh/gatehouse.yaml" <<CONF
-rules: ./rules
-proxy:
+write_gatehouse_conf "$D/gh" "proxy:
   listen: []
   cache: { memory: 256MiB }
-dns:
-  listen: []
-  upstreams: ["127.0.0.1:9"]
-admin:
-  listen: ""
-log:
-  level: warn
-  access:
-    file: ./access.log
 fronts:
   - name: plain
     protocol: http
-    listen: ["127.0.0.1:$GH"]
-    hosts: ["127.0.0.1"]
-    backend: "http://127.0.0.1:$ORIGIN"
+    listen: [\"127.0.0.1:$GH\"]
+    hosts: [\"127.0.0.1\"]
+    backend: \"http://127.0.0.1:$ORIGIN\"
     health: { interval: 10s }
   - name: cached
     protocol: http
-    listen: ["127.0.0.1:$GHC"]
-    hosts: ["127.0.0.1"]
-    backend: "http://127.0.0.1:$ORIGIN"
-    cache: true
-CONF
-node "$ROOT/bin/gatehouse.js" start -c "$D/gh/gatehouse.yaml" 2>"$D/gatehouse.err" &
-PIDS+=($!)
-wait_port "$GH"
+    listen: [\"127.0.0.1:$GHC\"]
+    hosts: [\"127.0.0.1\"]
+    backend: \"http://127.0.0.1:$ORIGIN\"
+    cache: true"
+run_gatehouse "$D/gh" "$GH"
 
 mkdir -p "$D/ngx/cache"
 cat >"$D/ngx/nginx.conf" <<CONF

@@ -55,33 +55,18 @@ PIDS+=($!)
 wait_port "$ORIGIN"
 
 # gatehouse: its own office CA, the upstream CA in certs/upstream-ca, shop.bench in rules/hosts.
-mkdir -p "$D/gh/rules" "$D/gh/certs/upstream-ca"
-cp "$D/upca.pem" "$D/gh/certs/upstream-ca/"
-echo "127.0.0.1 shop.bench" >"$D/gh/rules/hosts"
-cat >"$D/gh/gatehouse.yaml" <<CONF
-rules: ./rules
-certs: ./certs
+write_gatehouse_conf "$D/gh" "certs: ./certs
 proxy:
-  listen: ["127.0.0.1:$GH"]
-  intercept: ["*"]
+  listen: [\"127.0.0.1:$GH\"]
+  intercept: [\"*\"]
   interceptPorts: [$ORIGIN]
   connectPorts: [$ORIGIN]
-  cache: { memory: 256MiB }
-dns:
-  listen: []
-  upstreams: ["127.0.0.1:9"]
-admin:
-  listen: ""
-log:
-  level: warn
-  access:
-    file: ./access.log
-CONF
+  cache: { memory: 256MiB }"
+mkdir -p "$D/gh/certs/upstream-ca"
+cp "$D/upca.pem" "$D/gh/certs/upstream-ca/"
+echo "127.0.0.1 shop.bench" >"$D/gh/rules/hosts"
 node "$ROOT/bin/gatehouse.js" ca init -c "$D/gh/gatehouse.yaml" >/dev/null
-node ${GH_NODE_FLAGS:-} "$ROOT/bin/gatehouse.js" start -c "$D/gh/gatehouse.yaml" 2>"$D/gatehouse.err" &
-PIDS+=($!)
-GATEHOUSE_PID=$!
-wait_port "$GH"
+run_gatehouse "$D/gh" "$GH"
 
 # Squid with ssl-bump: bump everything, trust the upstream CA, resolve shop.bench from a hosts file.
 start_squid_bump() {

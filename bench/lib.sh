@@ -97,27 +97,43 @@ CONF
   wait_port "$port"
 }
 
-start_gatehouse() {
-  local port=$1 extra=${2:-}
-  cat > "$BENCH_DIR/gatehouse.yaml" <<CONF
-rules: $BENCH_DIR/rules
-proxy:
-  listen: ["127.0.0.1:$port"]
-$extra
+# Writes $1/gatehouse.yaml: the keys given in $2 (proxy, fronts, certs...) and what every bench
+# shares: rules in $1/rules, no DNS listener and no real DNS upstream (only loopback is touched), no
+# admin, warnings only, an access log (part of the work measured).
+write_gatehouse_conf() {
+  local dir=$1 body=$2
+  mkdir -p "$dir/rules"
+  cat >"$dir/gatehouse.yaml" <<CONF
+rules: ./rules
+$body
 dns:
   listen: []
+  upstreams: ["127.0.0.1:9"]
 admin:
-  listen: "127.0.0.1:0"
+  listen: ""
 log:
   level: warn
   access:
-    file: $BENCH_DIR/gatehouse-access.log
+    file: ./access.log
 CONF
-  mkdir -p "$BENCH_DIR/rules"
-  node "$ROOT/bin/gatehouse.js" start -c "$BENCH_DIR/gatehouse.yaml" 2>"$BENCH_DIR/gatehouse.err" &
+}
+
+# Starts the gatehouse configured in $1 (node flags from GH_NODE_FLAGS) and waits for port $2.
+run_gatehouse() {
+  local dir=$1 port=$2
+  node ${GH_NODE_FLAGS:-} "$ROOT/bin/gatehouse.js" start -c "$dir/gatehouse.yaml" 2>"$dir/gatehouse.err" &
   PIDS+=($!)
   GATEHOUSE_PID=$!
   wait_port "$port"
+}
+
+# The forward proxy on port $1, with more proxy keys in $2.
+start_gatehouse() {
+  local port=$1 extra=${2:-}
+  write_gatehouse_conf "$BENCH_DIR/gh" "proxy:
+  listen: [\"127.0.0.1:$port\"]
+$extra"
+  run_gatehouse "$BENCH_DIR/gh" "$port"
 }
 
 # Writes a wrk Lua script that sends absolute-form requests for $1, as browsers do to a proxy.
