@@ -73,28 +73,36 @@ CONF
   wait_port "$port"
 }
 
+# Squid on port $1 with a memory cache of $2 MB and $3 SMP workers (1: Debian's default), in its own
+# directory; its processes' total resident memory is squid_rss_mib PORT.
 start_squid() {
-  local port=$1 mem=${2:-64}
-  cat > "$BENCH_DIR/squid.conf" <<CONF
+  local port=$1 mem=${2:-64} workers=${3:-1} dir="$BENCH_DIR/squid-$1"
+  mkdir -p "$dir"
+  cat > "$dir/squid.conf" <<CONF
 http_port 127.0.0.1:$port
-pid_filename $BENCH_DIR/squid.pid
-cache_log $BENCH_DIR/squid-cache.log
-access_log stdio:$BENCH_DIR/squid-access.log
-coredump_dir $BENCH_DIR
+pid_filename $dir/squid.pid
+cache_log $dir/cache.log
+access_log stdio:$dir/access.log
+coredump_dir $dir
 cache_mem $mem MB
 maximum_object_size_in_memory 1 MB
 cache_dir null /tmp
-workers 1
+workers $workers
 acl localnet src 127.0.0.0/8
 http_access allow localnet
 http_access deny all
 visible_hostname squid-bench
 shutdown_lifetime 0 seconds
 CONF
-  chmod 777 "$BENCH_DIR"
-  squid -N -f "$BENCH_DIR/squid.conf" 2>"$BENCH_DIR/squid.err" &
+  chmod 777 "$BENCH_DIR" "$dir"
+  squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
   PIDS+=($!)
   wait_port "$port"
+}
+
+squid_rss_mib() {
+  pgrep -f "$BENCH_DIR/squid-$1/squid.conf" | while read -r p; do awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null; done |
+    awk '{s+=$1} END {printf "%.0f", s/1024}'
 }
 
 # Writes $1/gatehouse.yaml: the keys given in $2 (proxy, fronts, certs...) and what every bench
