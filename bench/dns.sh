@@ -4,14 +4,16 @@
 #  - cached: a small set of names asked over and over (all answered from each cache);
 #  - miss, cache empty: names never asked before, right after a start;
 #  - miss, cache full: names never asked before, after each cache was filled with CACHE_SIZE others.
-# Prints QPS, p99 latency and the ratios.
+# Unbound runs twice: Debian's 1 thread and 2 threads (its best on 2 cores). Prints QPS, p99
+# latency and the ratios.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 need_debian dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound nsd:nsd
 
 SECS=${SECS:-8}
 CACHE_SIZE=${CACHE_SIZE:-10000}
-NSD=$(free_port); GH=$(free_port); DM=$(free_port); UB=$(free_port)
+NSD=$(free_port); GH=$(free_port); DM=$(free_port); UB=$(free_port); UB2=$(free_port)
+UB_PIDS=()
 
 mkdir -p "$BENCH_DIR/nsd"
 cat > "$BENCH_DIR/nsd/bench.test.zone" <<ZONE
@@ -55,17 +57,19 @@ start_dnsmasq() {
   DM_PID=$!
   PIDS+=($DM_PID)
 }
+# start_unbound PORT THREADS: its config, pid and log are named by the thread count.
 start_unbound() {
-  cat > "$BENCH_DIR/unbound.conf" <<CONF
+  local port=$1 threads=$2
+  cat > "$BENCH_DIR/unbound-$threads.conf" <<CONF
 server:
   interface: 127.0.0.1
-  port: $UB
+  port: $port
   do-daemonize: no
   username: ""
   chroot: ""
   directory: "$BENCH_DIR"
-  pidfile: "$BENCH_DIR/unbound.pid"
-  num-threads: 1
+  pidfile: "$BENCH_DIR/unbound-$threads.pid"
+  num-threads: $threads
   access-control: 127.0.0.0/8 allow
   do-ip6: no
   do-not-query-localhost: no
@@ -77,14 +81,14 @@ server:
   rrset-cache-size: 128m
   verbosity: 0
   use-syslog: no
-  logfile: "$BENCH_DIR/unbound.log"
+  logfile: "$BENCH_DIR/unbound-$threads.log"
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$NSD
 CONF
-  unbound -d -c "$BENCH_DIR/unbound.conf" 2>"$BENCH_DIR/unbound.err" &
-  UB_PID=$!
-  PIDS+=($UB_PID)
+  unbound -d -c "$BENCH_DIR/unbound-$threads.conf" 2>"$BENCH_DIR/unbound-$threads.err" &
+  UB_PIDS+=($!)
+  PIDS+=($!)
 }
 start_gh() {
   cat > "$BENCH_DIR/gh-dns.yaml" <<CONF
@@ -113,9 +117,10 @@ CONF
   PIDS+=($GH_PID)
 }
 restart_all() {
-  for p in ${GH_PID:-} ${DM_PID:-} ${UB_PID:-}; do kill "$p" 2>/dev/null || true; done
+  for p in ${GH_PID:-} ${DM_PID:-} "${UB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  UB_PIDS=()
   sleep 0.5
-  start_gh; start_dnsmasq; start_unbound
+  start_gh; start_dnsmasq; start_unbound "$UB" 1; start_unbound "$UB2" 2
   sleep 1.5
 }
 
@@ -149,23 +154,25 @@ perf() {
 restart_all
 : >"$BENCH_DIR/results"
 # Warm-up: JIT, pools and caches.
-for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/hot.txt" -l 3 -c 20 -q 200 >/dev/null 2>&1; done
+SERVERS=(gatehouse:$GH dnsmasq:$DM unbound:$UB unbound2t:$UB2)
+for s in "${SERVERS[@]}"; do dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/hot.txt" -l 3 -c 20 -q 200 >/dev/null 2>&1; done
 for round in 1 2; do
   perf "cached-gatehouse" "$GH" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
   perf "cached-dnsmasq" "$DM" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
   perf "cached-unbound" "$UB" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
+  perf "cached-unbound2t" "$UB2" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
 done
 
 restart_all
-for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
+for s in "${SERVERS[@]}"; do
   perf "empty-${s%%:*}" "${s#*:}" "$(miss_file "e${s%%:*}")" once | tee -a "$BENCH_DIR/results"
 done
 
 restart_all
-for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
+for s in "${SERVERS[@]}"; do
   dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/fill.txt" -n 1 -c 10 -q 100 >/dev/null 2>&1
 done
-for s in gatehouse:$GH dnsmasq:$DM unbound:$UB; do
+for s in "${SERVERS[@]}"; do
   perf "full-${s%%:*}" "${s#*:}" "$(miss_file "f${s%%:*}")" once | tee -a "$BENCH_DIR/results"
 done
 
@@ -174,9 +181,10 @@ echo
 echo "DNS, dnsperf 20 clients, ${SECS}s per run, caches of $CACHE_SIZE entries ($(date -u +%F), $(nproc) cores, $(node --version), dnsmasq $(dnsmasq -v | head -1 | awk '{print $3}'), unbound $(unbound -V | head -1 | awk '{print $2}'))"
 printf "%-22s %10s %10s\n" "" "qps" "p99 ms"
 for kind in cached empty full; do
-  for n in gatehouse dnsmasq unbound; do printf "%-22s %10.0f %10s\n" "$kind-$n" "$(med "$kind-$n" 2)" "$(med "$kind-$n" 3)"; done
+  for n in gatehouse dnsmasq unbound unbound2t; do printf "%-22s %10.0f %10s\n" "$kind-$n" "$(med "$kind-$n" 2)" "$(med "$kind-$n" 3)"; done
 done
-awk -v g="$(med cached-gatehouse 2)" -v d="$(med cached-dnsmasq 2)" -v u="$(med cached-unbound 2)" \
-  'BEGIN { printf "cached: gatehouse/dnsmasq %.2fx (target >= 1.0x), gatehouse/unbound %.2fx (target >= 0.8x)\n", g/d, g/u }'
+awk -v g="$(med cached-gatehouse 2)" -v d="$(med cached-dnsmasq 2)" -v u="$(med cached-unbound 2)" -v u2="$(med cached-unbound2t 2)" \
+  'BEGIN { printf "cached: gatehouse/dnsmasq %.2fx (target >= 1.0x), gatehouse/unbound %.2fx (target >= 0.8x), gatehouse/unbound-2-threads %.2fx\n", g/d, g/u, g/u2 }'
 awk -v ge="$(med empty-gatehouse 2)" -v gf="$(med full-gatehouse 2)" -v ue="$(med empty-unbound 2)" -v uf="$(med full-unbound 2)" -v de="$(med empty-dnsmasq 2)" -v df="$(med full-dnsmasq 2)" \
-  'BEGIN { printf "miss: gatehouse/unbound %.2fx empty, %.2fx full (target >= 1.0x); full/empty: gatehouse %.2f, unbound %.2f, dnsmasq %.2f\n", ge/ue, gf/uf, gf/ge, uf/ue, df/de }'
+  -v u2e="$(med empty-unbound2t 2)" -v u2f="$(med full-unbound2t 2)" \
+  'BEGIN { printf "miss: gatehouse/unbound %.2fx empty, %.2fx full (target >= 1.0x), gatehouse/unbound-2-threads %.2fx empty, %.2fx full; full/empty: gatehouse %.2f, unbound %.2f, dnsmasq %.2f\n", ge/ue, gf/uf, ge/u2e, gf/u2f, gf/ge, uf/ue, df/de }'

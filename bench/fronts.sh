@@ -24,12 +24,13 @@ fronts:
     listen: [\"127.0.0.1:$GH\"]
     hosts: [\"127.0.0.1\"]
     backend: \"http://127.0.0.1:$ORIGIN\"
-    health: { interval: 10s }
+    health: { interval: 10s, path: /cache/1k }
   - name: cached
     protocol: http
     listen: [\"127.0.0.1:$GHC\"]
     hosts: [\"127.0.0.1\"]
     backend: \"http://127.0.0.1:$ORIGIN\"
+    health: { interval: 10s, path: /cache/1k }
     cache: true"
 run_gatehouse "$D/gh" "$GH"
 

@@ -242,6 +242,60 @@ describe("web fronts: backends down and back", () => {
   });
 });
 
+describe("web fronts: clients that leave", () => {
+  it("does not count a client that hangs up mid-request against the backend", async () => {
+    const { createServer } = await import("node:http");
+    let arrived = () => {};
+    // Answers only once the client has gone: the front's fetch fails because of the client.
+    const slow = createServer((req, res) => {
+      if (req.url === "/slow") {
+        arrived();
+        setTimeout(() => res.end("late"), 200);
+      } else res.end("fine");
+    });
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
+    const port = await freePort();
+    const proxy = await startProxy({
+      fronts: [
+        {
+          name: "site",
+          protocol: "http",
+          listen: [`127.0.0.1:${port}`],
+          hosts: ["site.test"],
+          backend: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`,
+          health: { enabled: false, fall: 1 },
+        },
+      ],
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const client = connect(port, "127.0.0.1");
+        client.on("error", () => {});
+        // The request reaches the backend, unless the front has written the backend off and answers itself.
+        const reached = new Promise<void>((resolve, reject) => {
+          arrived = resolve;
+          client.on("data", (d: Buffer) => reject(new Error(`request ${i} answered by the front: ${d.toString().split("\r\n")[0]}`)));
+        });
+        client.write("GET /slow HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        await reached;
+        client.destroy();
+      }
+      await eventually(() => proxy.accessLines.filter((l) => l.includes("/slow")).length === 3, 5000, "three lines");
+      assert.deepEqual(
+        proxy.app.frontHealth[0]?.backends.map((b) => b.up),
+        [true],
+      );
+      const r = await get(port, "site.test", "/after");
+      assert.equal(r.status, 200);
+      assert.equal(r.body, "fine");
+    } finally {
+      await proxy.close();
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+});
+
 /** An HTTP backend on a given port (a server that comes back where it was). */
 async function startBackendOn(port: number, text: string): Promise<{ close(): Promise<void> }> {
   const { createServer } = await import("node:http");

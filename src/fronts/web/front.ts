@@ -100,6 +100,8 @@ export class WebFront implements FrontTarget {
       } catch (err) {
         x.log.hierarchy = `FRONT_${this.name}`;
         x.log.peer = backend.label;
+        // A client that left says nothing about the backend: only the backend's own failures count.
+        if (x.abort.aborted) throw err;
         this.backends.failed(backend, err instanceof UpstreamError ? err.page.message : String(err));
         const next = attempt === 0 && retriable && refused(err) ? this.backends.pick() : undefined;
         if (!next || next === backend) throw err;
