@@ -274,7 +274,9 @@ describe("web fronts: clients that leave", () => {
         // The request reaches the backend, unless the front has written the backend off and answers itself.
         const reached = new Promise<void>((resolve, reject) => {
           arrived = resolve;
-          client.on("data", (d: Buffer) => reject(new Error(`request ${i} answered by the front: ${d.toString().split("\r\n")[0]}`)));
+          client.on("data", (d: Buffer) =>
+            reject(new Error(`request ${i} answered by the front: ${d.toString().split("\r\n")[0]}`)),
+          );
         });
         client.write("GET /slow HTTP/1.1\r\nHost: site.test\r\n\r\n");
         await reached;
