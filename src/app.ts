@@ -77,6 +77,7 @@ interface Generation {
 interface Sink {
   key: string;
   unsubscribe: (() => void) | undefined;
+  reopen(): void;
   close(): void;
 }
 
@@ -219,7 +220,7 @@ export class Gatehouse {
       : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
           const log = AccessLog.open(config.log.access.file, config.log.access.format);
           // No file, no subscriber: the request path then builds no access events at all.
-          if (config.log.access.file === "") return { unsubscribe: undefined, close: () => log.close() };
+          if (config.log.access.file === "") return { unsubscribe: undefined, reopen: () => {}, close: () => log.close() };
           // Front sessions (FTP, mail) share the access log with HTTP requests, as Squid's one log does.
           const offRequests = this.events.access.subscribe((e) => log.write(e));
           const offSessions = this.events.session.subscribe((e) => log.writeSession(e));
@@ -227,14 +228,14 @@ export class Gatehouse {
             offRequests();
             offSessions();
           };
-          return { unsubscribe, close: () => log.close() };
+          return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
         });
     const queryLog = this.opts.queryLog
       ? undefined
       : this.sink("log.queries", previous?.queryLog, config.log.queries.file, () => {
           const log = QueryLog.open(config.log.queries.file);
           const unsubscribe = config.log.queries.file === "" ? undefined : this.events.query.subscribe((e) => log.writeEvent(e));
-          return { unsubscribe, close: () => log.close() };
+          return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
         });
     const dashboard = new Reusable<AdminState>(
       "admin.state",
@@ -386,12 +387,13 @@ export class Gatehouse {
       name,
       previous,
       (s) => s.key === key,
-      () => ({ key, unsubscribe: undefined, close: () => {} }),
+      () => ({ key, unsubscribe: undefined, reopen: () => {}, close: () => {} }),
       {
         // Opened in prepare, so a log file that cannot be created fails the reload, not the process.
         prepare: async (s) => {
           const opened = open();
           s.unsubscribe = opened.unsubscribe;
+          s.reopen = opened.reopen;
           s.close = opened.close;
         },
         close: (s) => {
@@ -469,6 +471,13 @@ export class Gatehouse {
 
   private rulesSummary(): Record<string, number | undefined> {
     return Object.fromEntries(this.current.rules.value.summary().map((f) => [f.file, f.entries]));
+  }
+
+  /** SIGUSR1 (logrotate's postrotate): the access and query logs continue in new files at their paths. */
+  reopenLogs(): void {
+    this.current.accessLog?.value.reopen();
+    this.current.queryLog?.value.reopen();
+    this.log.info("log files reopened");
   }
 
   /**

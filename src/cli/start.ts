@@ -1,7 +1,11 @@
 import { Gatehouse } from "../app.js";
 import { DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 
-/** Runs until SIGTERM/SIGINT (graceful stop, exit 0); SIGHUP reloads config and rules. */
+/**
+ * Runs until SIGTERM/SIGINT (graceful stop, exit 0); SIGHUP reloads config and rules; SIGUSR1
+ * reopens the log files (logrotate). Listening for SIGUSR1 also keeps Node's default for it, the
+ * inspector, from opening a debugger port on a signal.
+ */
 export async function startCommand(args: { config?: string }): Promise<number> {
   // Signals are handled from the first moment: a SIGHUP that arrives while starting must not kill
   // the process (its default action), and a SIGTERM then stops it as soon as it is up.
@@ -23,6 +27,7 @@ export async function startCommand(args: { config?: string }): Promise<number> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   process.on("SIGHUP", () => void app?.reload());
+  process.on("SIGUSR1", () => app?.reopenLogs());
   try {
     app = await Gatehouse.start({ configFile: args.config });
   } catch (err) {

@@ -36,6 +36,11 @@ export class QueryLog {
     );
   }
 
+  /** SIGUSR1: after logrotate moved the file, later lines go to a new one at the same path. */
+  reopen(): void {
+    this.sink?.reopen?.();
+  }
+
   close(): void {
     this.sink?.end?.();
   }

@@ -32,6 +32,11 @@ export class AccessLog {
     this.sink.write(this.format === "json" ? jsonSessionLine(e) : squidSessionLine(e));
   }
 
+  /** SIGUSR1: after logrotate moved the file, later lines go to a new one at the same path. */
+  reopen(): void {
+    this.sink?.reopen?.();
+  }
+
   close(): void {
     this.sink?.end?.();
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { runGatehouse, spawnGatehouse } from "../helpers/cli.js";
 import { startOrigin } from "../helpers/origin.js";
 import { freePort } from "../helpers/ports.js";
-import { viaProxy } from "../helpers/proxy.js";
+import { eventually, viaProxy } from "../helpers/proxy.js";
 import { rulesDir } from "../helpers/rules.js";
 
 function tempConfig(yaml: string): { dir: string; file: string } {
@@ -138,6 +138,35 @@ describe("gatehouse start: stopping", () => {
       assert.match(run.stderr(), /closed 1 request\(s\) and tunnel\(s\) still open after shutdownGrace/);
     } finally {
       run.child.kill("SIGKILL");
+      await origin.close();
+    }
+  });
+});
+
+describe("gatehouse start: log rotation", () => {
+  it("SIGUSR1 after logrotate moved the access log: earlier lines stay in the moved file, later ones go to a new one", async () => {
+    const origin = await startOrigin((_q, s) => s.end("up"));
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: access.log\ndns:\n  listen: []\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
+    );
+    const log = join(dir, "access.log");
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      const started = await run.waitFor(/gatehouse started/);
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(started)?.[1]);
+      await viaProxy(port, `${origin.url}/before`);
+      await eventually(() => existsSync(log) && readFileSync(log, "utf8").includes("/before"), 5000, "first line written");
+      renameSync(log, `${log}.1`);
+      run.child.kill("SIGUSR1");
+      await run.waitFor(/log files reopened/);
+      await viaProxy(port, `${origin.url}/after`);
+      await eventually(() => existsSync(log) && readFileSync(log, "utf8").includes("/after"), 5000, "line in the new file");
+      assert.doesNotMatch(readFileSync(log, "utf8"), /\/before/);
+      assert.doesNotMatch(readFileSync(`${log}.1`, "utf8"), /\/after/);
+      assert.doesNotMatch(run.stderr(), /Debugger listening/);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
       await origin.close();
     }
   });
