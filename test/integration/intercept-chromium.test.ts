@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium } from "playwright-core";
 import { OfficeCa } from "../../src/tls/ca.js";
+import { launchChromium } from "../helpers/browser.js";
 import { startProxy, type TestProxy } from "../helpers/proxy.js";
 import { rulesDir } from "../helpers/rules.js";
 import { certsDir, type HttpsOrigin, issue, makeCa, startHttpsOrigin } from "../helpers/tls.js";
@@ -47,11 +47,10 @@ describe("Chromium through an intercepting proxy", () => {
   });
 
   it("loads an intercepted page with no certificate warning", async () => {
-    const browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
+    const browser = await launchChromium({
       env: { ...process.env, HOME: home },
       // Chromium sends loopback straight by default; "<-loopback>" makes it use the proxy for it too.
-      args: ["--no-sandbox", `--proxy-server=http://127.0.0.1:${proxy.port}`, "--proxy-bypass-list=<-loopback>"],
+      args: [`--proxy-server=http://127.0.0.1:${proxy.port}`, "--proxy-bypass-list=<-loopback>"],
     });
     try {
       const page = await browser.newPage();
