@@ -2,7 +2,6 @@ import { renameSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { LRUCache } from "lru-cache";
 import type { Config } from "../config/schema.js";
 import type { DnsResolver } from "../dns/resolver.js";
 import type { Events } from "../events/events.js";
@@ -45,8 +44,6 @@ export const TOKEN_FILE = "cli-token";
 /** A history file bigger than this is not from us (ours stays well under 2 MiB): it is ignored. */
 const MAX_HISTORY_BYTES = 8 * 1024 * 1024;
 const SAVE_EVERY_MS = 60_000;
-/** URLs remembered for purge by prefix: their bytes, at most. */
-const URL_INDEX_BYTES = 4 * 1024 * 1024;
 
 /**
  * The admin's state for the whole life of the process, kept across reloads while admin.state
@@ -63,8 +60,6 @@ export class AdminState {
   /** For the CLI on this machine: read from admin.state by whoever may read that directory. */
   readonly token = token();
   readonly startedAt = Date.now();
-  /** URLs the proxy answered with a cacheable result, newest kept: what a purge by prefix walks. */
-  readonly cachedUrls = new LRUCache<string, true>({ maxSize: URL_INDEX_BYTES, sizeCalculation: (_v, k) => 2 * k.length + 64 });
   private readonly tasks: Tasks;
   private unsubscribe: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -139,9 +134,6 @@ export class AdminState {
       events.access.subscribe((e) => {
         this.stats.onAccess(e);
         this.metrics.onAccess(e);
-        if ((e.method === "GET" || e.method === "HEAD") && e.result !== "TCP_DENIED" && e.result !== "NONE_NONE") {
-          this.cachedUrls.set(e.url, true);
-        }
       }),
       events.query.subscribe((e) => {
         this.stats.onQuery(e);

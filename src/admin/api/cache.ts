@@ -15,10 +15,7 @@ function absoluteUrl(text: string, what: string): string {
   );
 }
 
-/**
- * Purge by prefix walks the URLs the proxy has answered since it started (kept from the access
- * events, the newest 4 MiB of them): the cache itself offers no listing of what it holds.
- */
+/** Purge one URL (every variant) or every URL that begins with a prefix, in every cache tier. */
 function purge(c: Ctx) {
   const url = param(c.url, "url", 8192);
   const prefix = param(c.url, "prefix", 8192);
@@ -29,21 +26,13 @@ function purge(c: Ctx) {
   if (url !== undefined) {
     const href = absoluteUrl(url, "url");
     const purged = cache.purge(href);
-    c.state.cachedUrls.delete(href);
     c.log.info({ url: href, purged, client: c.client }, "cache purge");
     return { url: href, purged };
   }
   const start = absoluteUrl(prefix as string, "prefix");
   // new URL() adds a "/" to a bare origin; a prefix is matched as the admin typed it otherwise.
   const match = /^https?:\/\/[^/]+$/i.test(prefix as string) ? (prefix as string).toLowerCase() : start;
-  let purged = 0;
-  let urls = 0;
-  for (const u of [...c.state.cachedUrls.keys()]) {
-    if (!u.startsWith(match)) continue;
-    urls++;
-    purged += cache.purge(u);
-    c.state.cachedUrls.delete(u);
-  }
+  const { urls, purged } = cache.purgePrefix(match);
   c.log.info({ prefix: match, urls, purged, client: c.client }, "cache purge by prefix");
   return { prefix: match, urls, purged };
 }

@@ -192,6 +192,10 @@ export class DiskStore implements CacheStore {
     return keys.length;
   }
 
+  urls(): Iterable<string> {
+    return this.byUrl.keys();
+  }
+
   *varyIndex(): Iterable<[string, string[]]> {
     for (const e of this.index.values()) yield [e.url, e.varyNames];
   }

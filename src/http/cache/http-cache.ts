@@ -105,6 +105,18 @@ export class HttpCache {
     return this.store.deleteUrl(url);
   }
 
+  /**
+   * Removes every stored URL that begins with `prefix` (as written: "http://intranet.lan/docs/"),
+   * from every tier, entries a previous run left on disk included. Returns how many URLs and variants.
+   */
+  purgePrefix(prefix: string): { urls: number; purged: number } {
+    // Collected first: purging while walking would change the maps being walked.
+    const matching = [...this.store.urls()].filter((u) => u.startsWith(prefix));
+    let purged = 0;
+    for (const url of matching) purged += this.purge(url);
+    return { urls: matching.length, purged };
+  }
+
   private async handle(x: HttpExchange, next: Fetch, collapse: boolean): Promise<HttpOutcome> {
     if (x.connect) return next(x);
     const url = x.url.href;

@@ -57,6 +57,10 @@ export class MemoryStore implements CacheStore {
     return keys.length;
   }
 
+  urls(): Iterable<string> {
+    return this.byUrl.keys();
+  }
+
   *varyIndex(): Iterable<[string, string[]]> {
     for (const e of this.lru.values()) yield [e.url, e.varyNames];
   }

@@ -12,6 +12,8 @@ export interface CacheStore {
   /** Removes every variant of a URL; returns how many. */
   deleteUrl(url: string): number;
   hasUrl(url: string): boolean;
+  /** Every URL with at least one stored variant (a purge by prefix walks them). */
+  urls(): Iterable<string>;
   /** Vary field names of every URL held, to find variants after a restart. */
   varyIndex(): Iterable<[url: string, names: string[]]>;
   readonly entries: number;
@@ -54,6 +56,11 @@ export class TieredStore implements CacheStore {
 
   hasUrl(url: string): boolean {
     return this.memory.hasUrl(url) || this.disk.hasUrl(url);
+  }
+
+  *urls(): Iterable<string> {
+    yield* this.memory.urls();
+    for (const url of this.disk.urls()) if (!this.memory.hasUrl(url)) yield url;
   }
 
   *varyIndex(): Iterable<[string, string[]]> {
