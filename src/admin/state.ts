@@ -135,6 +135,7 @@ export class AdminState {
         this.stats.onAccess(e);
         this.metrics.onAccess(e);
       }),
+      events.session.subscribe((e) => this.stats.onSession(e)),
       events.query.subscribe((e) => {
         this.stats.onQuery(e);
         this.metrics.onQuery(e);

@@ -84,9 +84,14 @@ function jsonLine(e: AccessEvent): string {
  * ended, the status 000, the bytes both ways, the protocol as the method, PROTOCOL://front as the
  * URL, FRONT/backend as the peer; then the client's TLS version and the bytes each way.
  */
+/** A session's ending in the access log's words: SESSION_CLOSED, SESSION_BACKEND_DOWN... */
+export function sessionResult(e: SessionEvent): string {
+  return `SESSION_${e.result.toUpperCase().replace(/-/g, "_")}`;
+}
+
 function squidSessionLine(e: SessionEvent): string {
   const rule = e.decision?.rule ? ` rule=${e.decision.rule.file}:${e.decision.rule.line}` : "";
-  const result = `SESSION_${e.result.toUpperCase().replace(/-/g, "_")}`;
+  const result = sessionResult(e);
   return `${squidTime(e.start)} ${String(Math.round(e.durationMs)).padStart(6)} ${e.client} ${result}/000 ${e.bytesIn + e.bytesOut} ${e.protocol.toUpperCase()} ${e.protocol}://${e.front} - FRONT/${e.backend} - tls=${e.tls} in=${e.bytesIn} out=${e.bytesOut}${rule}\n`;
 }
 

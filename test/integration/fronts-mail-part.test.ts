@@ -170,6 +170,39 @@ describe("a mail front as a part", () => {
     }
   });
 
+  it("shows each session on the admin's logs page, naming the front and its backend", async () => {
+    const port = await freePort();
+    const proxy = await startProxy({
+      fronts: [{ name: "mx", protocol: "smtp", listen: [`127.0.0.1:${port}`], backend: `127.0.0.1:${fake.port}` }],
+    });
+    try {
+      const c = await rawClient(port);
+      await c.waitFor(/^220 fake/m);
+      c.socket.end("QUIT\r\n");
+      await c.closed;
+      const logs = `http://127.0.0.1:${proxy.app.adminAddress?.port}/api/logs?name=mx`;
+      type Lines = { lines: { kind: string; client: string; request: string; result: string }[] };
+      let lines: Lines["lines"] = [];
+      await eventually(
+        async () => {
+          lines = ((await (await fetch(logs)).json()) as Lines).lines;
+          return lines.length > 0;
+        },
+        5000,
+        "a session line",
+      );
+      assert.deepEqual(lines[0], {
+        ...lines[0],
+        kind: "session",
+        client: "127.0.0.1",
+        request: `SMTP smtp://mx → 127.0.0.1:${fake.port}`,
+        result: "SESSION_CLOSED",
+      });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("waits by default as long as each protocol expects: IMAP at least 30 minutes (IDLE), POP3 10, SMTP 5", () => {
     assert.ok(imapProtocol(false).idleMs >= 30 * 60_000);
     assert.ok(pop3Protocol(false).idleMs >= 10 * 60_000);

@@ -308,9 +308,13 @@ async function decide(line, action) {
 }
 
 function logRow(line) {
-  const button = line.blocked
-    ? el("button", { type: "button", onclick: () => decide(line, "allow") }, "Allow this name")
-    : el("button", { type: "button", onclick: () => decide(line, "block") }, "Block this name");
+  // A front's session names the front, not a site a rule could allow or block.
+  const button =
+    line.kind === "session"
+      ? ""
+      : line.blocked
+        ? el("button", { type: "button", onclick: () => decide(line, "allow") }, "Allow this name")
+        : el("button", { type: "button", onclick: () => decide(line, "block") }, "Block this name");
   return el(
     "tr",
     { class: line.blocked ? "blocked" : "" },
@@ -319,7 +323,7 @@ function logRow(line) {
     el("td", {}, line.kind === "dns" ? `${line.request} ${line.name}` : line.request),
     el("td", { class: "result" }, `${line.result} ${line.status}`),
     el("td", { class: "rule" }, line.rule ? `${line.rule}: ${line.ruleText ?? ""}` : ""),
-    el("td", {}, /[a-z]/i.test(line.name) && !line.name.includes(":") && line.result !== "NONE_NONE" ? button : ""),
+    el("td", {}, button && /[a-z]/i.test(line.name) && !line.name.includes(":") && line.result !== "NONE_NONE" ? button : ""),
   );
 }
 

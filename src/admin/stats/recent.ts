@@ -3,15 +3,16 @@ export interface LogLine {
   /** Increasing number, for paging and the live tail. */
   seq: number;
   time: number;
-  kind: "http" | "dns";
+  /** A request, a DNS query, or a connection through an FTP or mail front. */
+  kind: "http" | "dns" | "session";
   client: string;
-  /** The host a request was for, or the name a query asked. */
+  /** The host a request was for, the name a query asked, or the front a session went through. */
   name: string;
-  /** "GET http://example.com/", "CONNECT example.com:443", or the query type. */
+  /** "GET http://example.com/", "CONNECT example.com:443", the query type, or "SMTP smtp://mx → 10.0.0.25:25". */
   request: string;
-  /** TCP_MISS, TCP_DENIED... for requests; cached, forwarded, blocked... for queries. */
+  /** TCP_MISS, TCP_DENIED... for requests; cached, forwarded, blocked... for queries; SESSION_CLOSED... */
   result: string;
-  /** HTTP status, or the DNS rcode name. */
+  /** HTTP status, the DNS rcode name, or a session's TLS version ("none" without). */
   status: string;
   /** The deciding rule as "block/ads.txt:2", and its text. */
   rule?: string;

@@ -1,5 +1,6 @@
 import { RCODE_NAME, TYPE_NAME } from "../../dns/wire.js";
-import type { AccessEvent, QueryEvent } from "../../events/events.js";
+import type { AccessEvent, QueryEvent, SessionEvent } from "../../events/events.js";
+import { sessionResult } from "../../log/access-log.js";
 import type { RuleRef } from "../../pipeline/stage.js";
 import { type LogLine, RecentLog } from "./recent.js";
 import { type Counts, fieldIndex, type Row, Series } from "./series.js";
@@ -154,6 +155,27 @@ export class Stats {
       ruleText: e.rule?.text,
       blocked,
       ms: Math.round(e.ms * 100) / 100,
+    });
+  }
+
+  /** A connection through an FTP or mail front: a line on the logs page, its client in the top list. */
+  onSession(e: SessionEvent): void {
+    const now = this.now();
+    this.tops.clients.add(e.client, now);
+    const rule = e.decision?.rule;
+    this.recent.push({
+      time: e.start,
+      kind: "session",
+      client: e.client,
+      name: e.front,
+      request: `${e.protocol.toUpperCase()} ${e.protocol}://${e.front} → ${e.backend}`,
+      result: sessionResult(e),
+      status: e.tls,
+      rule: rule ? this.where(rule) : undefined,
+      ruleText: rule?.text,
+      blocked: e.result === "refused" && rule !== undefined,
+      ms: Math.round(e.durationMs),
+      bytes: e.bytesIn + e.bytesOut,
     });
   }
 
