@@ -4,12 +4,15 @@
 // its admin.state before it starts, and access and query events for a made-up office emitted on
 // its event channels, which feed the dashboard exactly as real traffic does.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIELDS } from "../../src/admin/stats/series.js";
 import type { AccessEvent, QueryEvent } from "../../src/events/events.js";
+import { OfficeCa } from "../../src/tls/ca.js";
 import { startAdmin } from "../helpers/admin.js";
 import { launchChromium } from "../helpers/browser.js";
+import { freePort } from "../helpers/ports.js";
 import { rulesDir } from "../helpers/rules.js";
 
 const OUT = new URL("../../docs/", import.meta.url).pathname;
@@ -74,9 +77,27 @@ async function main(): Promise<void> {
     "allow/office.txt": "# Always allowed\nupdates.vendor.example\n",
     "firewall.rules": "group guests 192.168.50.0/24\ndeny from guests to 192.168.1.0/24\n",
   });
+  // An office CA and a front for the intranet, so the TLS and fronts panels show what an office sees.
+  // The front's backends are never contacted: no request goes to the front and its checks are off.
+  const certs = mkdtempSync(join(tmpdir(), "gatehouse-certs-"));
+  OfficeCa.create(certs, "Example Office CA");
   const gh = await startAdmin({
     state,
-    config: { rules, listsDir: join(rules, "lists") },
+    config: {
+      rules,
+      listsDir: join(rules, "lists"),
+      certs,
+      fronts: [
+        {
+          name: "intranet",
+          protocol: "http",
+          listen: [`127.0.0.1:${await freePort()}`],
+          hosts: ["intranet.office.lan"],
+          backend: ["http://10.0.0.20:80", "http://10.0.0.21:80"],
+          health: { enabled: false },
+        },
+      ],
+    },
     dns: { upstreams: ["192.0.2.53", "198.51.100.53"] },
   });
   const rule = (file: string, line: number, text: string) => ({ file: join(rules, file), line, text });
