@@ -6,7 +6,13 @@ BENCH_DIR=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  sleep 0.3
+  # Up to 3 s for a clean exit (an SMP Squid master stops its kids and removes its shared memory).
+  for _ in $(seq 1 30); do
+    local alive=0
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
   [ -n "${KEEP_BENCH:-}" ] || rm -rf "$BENCH_DIR"
 }
@@ -95,7 +101,13 @@ visible_hostname squid-bench
 shutdown_lifetime 0 seconds
 CONF
   chmod 777 "$BENCH_DIR" "$dir"
-  squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  # -N runs one process that is master and worker whatever `workers` says: SMP needs --foreground
+  # (a master with kids), and a service name of its own for its IPC sockets and shared memory.
+  if [ "$workers" -gt 1 ]; then
+    squid --foreground -n "sq$port" -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  else
+    squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  fi
   PIDS+=($!)
   wait_port "$port"
 }
