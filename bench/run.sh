@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(proxy-miss cache-hit intercept fronts dns rules-load)
+[ ${#names[@]} -eq 0 ] && names=(proxy-miss cache-hit intercept connect fronts dns rules-load)
 for n in "${names[@]}"; do
   echo "== $n"
   if [ -f "./$n.mjs" ]; then (cd .. && npm run build >/dev/null && node --expose-gc "bench/$n.mjs"); else bash "./$n.sh"; fi
