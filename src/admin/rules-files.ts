@@ -3,15 +3,15 @@ import { lstat, mkdir, readFile, realpath, rename, unlink, writeFile } from "nod
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import type { Diagnostic } from "../config/diagnostic.js";
 import { DNS_FILE_KINDS } from "../dns/local.js";
-import { allowFiles, blockFiles, firewallFile } from "../rules/kinds.js";
+import { allowFiles, blockFiles, firewallFile, interceptFiles } from "../rules/kinds.js";
 import type { FileKind } from "../rules/store.js";
 import { AdminError } from "./http.js";
 
 /**
- * The kinds of file the browser may edit: those the rules store reads from rules/. A file of
- * another kind is shown but not editable (the store's list of kinds is its own).
+ * The kinds of file the browser may edit: every kind the rules store reads from rules/ (the list in
+ * rules/rules.ts plus the DNS kinds), so every file the Rules page lists can be opened and saved.
  */
-const EDITABLE: readonly FileKind[] = [blockFiles, allowFiles, firewallFile, ...DNS_FILE_KINDS];
+const EDITABLE: readonly FileKind[] = [blockFiles, allowFiles, firewallFile, interceptFiles, ...DNS_FILE_KINDS];
 
 /** A rules file written from the browser: the edit, validated, is at most this big. */
 export const MAX_EDIT_BYTES = 4 * 1024 * 1024;
@@ -46,7 +46,7 @@ export async function resolveRuleFile(rulesDir: string, input: string): Promise<
   const kind = EDITABLE.find((k) => k.matches(rel));
   if (!kind) {
     throw refuse(
-      "not a file the rules store reads; use block/NAME.txt, allow/NAME.txt, firewall.rules, hosts or zones/NAME.zone",
+      "not a file the rules store reads; use block/NAME.txt, allow/NAME.txt, firewall.rules, intercept.txt, no-intercept.txt, hosts or zones/NAME.zone",
     );
   }
   let root: string;

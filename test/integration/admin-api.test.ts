@@ -336,3 +336,44 @@ describe("admin OpenAPI description", () => {
     assert.deepEqual(described, served);
   });
 });
+
+describe("admin rules files: the intercept lists", () => {
+  let gh: TestAdmin;
+  before(async () => {
+    gh = await startAdmin({ files: { "intercept.txt": "shop.example\n", "no-intercept.txt": "bank.example\n" } });
+  });
+  after(() => gh.close());
+
+  for (const path of ["intercept.txt", "no-intercept.txt"]) {
+    it(`lists ${path} as editable, opens it, refuses a bad line and saves a good edit`, async () => {
+      const list = await call<{ files: { path: string; kind: string; editable: boolean }[] }>(gh.base, "GET", "/api/rules");
+      assert.deepEqual(
+        list.body.files.filter((f) => f.path === path).map((f) => [f.kind, f.editable]),
+        [["intercept list", true]],
+      );
+      const got = await call<{ kind: string; text: string; version: string }>(
+        gh.base,
+        "GET",
+        `/api/rules/file?path=${encodeURIComponent(path)}`,
+      );
+      assert.equal(got.status, 200, got.text);
+      assert.equal(got.body.kind, "intercept list");
+      const s = await loopbackSession(gh.base);
+      const bad = await call<{ code: string; errors: { line: number }[] }>(gh.base, "PUT", "/api/rules/file", {
+        session: s,
+        body: { path, text: `${got.body.text}a..b\n`, version: got.body.version },
+      });
+      assert.equal(bad.status, 422, bad.text);
+      assert.deepEqual(
+        bad.body.errors.map((e) => e.line),
+        [2],
+      );
+      const put = await call<{ entries: number }>(gh.base, "PUT", "/api/rules/file", {
+        session: s,
+        body: { path, text: `${got.body.text}more.example\n`, version: got.body.version },
+      });
+      assert.equal(put.status, 200, put.text);
+      assert.equal(put.body.entries, 2);
+    });
+  }
+});
