@@ -10,6 +10,8 @@ export class AdminClient {
   readonly base: string;
   private readonly headers: Record<string, string>;
   private readonly dispatcher: Agent | undefined;
+  /** Why the CLI has no token to send, when it has none. */
+  private readonly noToken: string | undefined;
 
   constructor(config: Config) {
     const addr = parseListen(config.admin.listen);
@@ -30,13 +32,18 @@ export class AdminClient {
     this.headers = {};
     // admin.password holds a hash, not the password: the CLI proves itself with the token the
     // running gatehouse leaves in admin.state, readable only by the user it runs as.
-    if (config.admin.state !== "") {
+    const file = join(config.admin.state, TOKEN_FILE);
+    if (config.admin.state === "") {
+      this.noToken =
+        'the CLI reads its token from admin.state, which is off (admin.state: ""); set admin.state (like ./var/admin) and restart gatehouse, so it leaves the token there for the CLI';
+    } else {
       try {
-        this.headers.authorization = `Bearer ${readFileSync(join(config.admin.state, TOKEN_FILE), "utf8").trim()}`;
+        this.headers.authorization = `Bearer ${readFileSync(file, "utf8").trim()}`;
       } catch (err) {
         if (config.admin.password !== "" && (err as NodeJS.ErrnoException).code === "EACCES") {
-          throw new Error(`cannot read ${join(config.admin.state, TOKEN_FILE)}; run this as the user gatehouse runs as`);
+          throw new Error(`cannot read ${file}; run this as the user gatehouse runs as`);
         }
+        this.noToken = `the CLI reads its token from ${file}, which is not there; run this on the machine gatehouse runs on, with its config, as the user it runs as`;
       }
     }
   }
@@ -52,6 +59,9 @@ export class AdminClient {
       throw err;
     }
     const text = await res.body.text();
+    // The admin's own 401 advice is for browsers (log in); the CLI cannot, and says what to do instead.
+    if (res.statusCode === 401 && this.noToken)
+      throw new NoToken(`the admin asks for a login (admin.password is set), and ${this.noToken}`);
     if (res.statusCode !== 200) {
       let message = text;
       try {
@@ -70,6 +80,9 @@ export class NotRunning extends Error {
     super(`no gatehouse answers on ${base} (admin.listen); is it running?`);
   }
 }
+
+/** The admin wants a login and the CLI has no token to prove itself with; the message says why and what to do. */
+export class NoToken extends Error {}
 
 export class ApiError extends Error {
   constructor(

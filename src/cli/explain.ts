@@ -1,13 +1,14 @@
 import { isIP } from "node:net";
 import { Gatehouse } from "../app.js";
 import { ExplainInputError, type Explanation, formatExplanation } from "../explain/explain.js";
-import { AdminClient, ApiError, NotRunning } from "./admin-client.js";
+import { AdminClient, ApiError, NoToken, NotRunning } from "./admin-client.js";
 import { configForCommand } from "./config.js";
 
 /**
  * gatehouse explain URL|DOMAIN [--client IP]: the decision in force and the rule behind it. Asks
  * the running gatehouse (what it serves is what is explained: last good versions of files with
- * errors, local records before lists, proxy.clients); only when none runs are the files read.
+ * errors, local records before lists, proxy.clients); only when none runs, or it cannot be asked
+ * (admin.listen off, no CLI token), are the files read, and it says so.
  */
 export async function explainCommand(args: {
   config?: string;
@@ -26,15 +27,22 @@ export async function explainCommand(args: {
   }
   const config = configForCommand(args.config, "explain");
   if (!config) return 1;
-  let e: Explanation;
+  let e: Explanation | undefined;
   try {
     const query = `target=${encodeURIComponent(target)}${client ? `&client=${encodeURIComponent(client)}` : ""}`;
-    try {
-      if (config.admin.listen === "") throw new NotRunning("(admin.listen is off)");
-      e = await new AdminClient(config).call<Explanation>("GET", `/api/explain?${query}`);
-    } catch (err) {
-      if (!(err instanceof NotRunning)) throw err;
-      process.stderr.write(`gatehouse explain: no running gatehouse answers on ${err.base}; explained from the files\n`);
+    let why = "";
+    if (config.admin.listen === "") why = "admin.listen is off, so there is no running gatehouse to ask";
+    else {
+      try {
+        e = await new AdminClient(config).call<Explanation>("GET", `/api/explain?${query}`);
+      } catch (err) {
+        if (err instanceof NotRunning) why = `no running gatehouse answers on ${err.base}`;
+        else if (err instanceof NoToken) why = `cannot ask the running gatehouse: ${err.message}`;
+        else throw err;
+      }
+    }
+    if (e === undefined) {
+      process.stderr.write(`gatehouse explain: ${why}; explained from the files\n`);
       e = await Gatehouse.explainFromFiles(config, target, client);
     }
   } catch (err) {

@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { testHash } from "../helpers/admin.js";
 import { runGatehouse, spawnGatehouse } from "../helpers/cli.js";
 import { startOrigin } from "../helpers/origin.js";
 import { freePort } from "../helpers/ports.js";
@@ -285,5 +286,41 @@ describe("gatehouse cache", () => {
     const r = await runGatehouse(["cache", "stats", "-c", file], dir);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no gatehouse answers on http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe("gatehouse CLI and the admin it cannot ask", () => {
+  it("explain says admin.listen is off, in plain words, and explains from the files", async () => {
+    const { dir, file } = tempConfig('dns:\n  listen: []\nadmin:\n  listen: ""\n');
+    const r = await runGatehouse(["explain", "example.com", "-c", file], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stderr,
+      "gatehouse explain: admin.listen is off, so there is no running gatehouse to ask; explained from the files\n",
+    );
+    assert.match(r.stdout, /^example\.com: ALLOW$/m);
+  });
+
+  it("with admin.password set and admin.state off, says the CLI has no token and what to do; explain falls back to the files", async () => {
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: ""\ndns:\n  listen: []\nproxy:\n  listen: ["127.0.0.1:0"]\nadmin:\n  listen: "127.0.0.1:${await freePort()}"\n  state: ""\n  password: "${await testHash()}"\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      await run.waitFor(/gatehouse started/);
+      for (const args of [["status"], ["cache", "stats"]]) {
+        const r = await runGatehouse([...args, "-c", file], dir);
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stderr, /the CLI reads its token from admin\.state, which is off \(admin\.state: ""\); set admin\.state/);
+        assert.doesNotMatch(r.stderr, /log in first/);
+      }
+      const e = await runGatehouse(["explain", "example.com", "-c", file], dir);
+      assert.equal(e.code, 0, e.stderr);
+      assert.match(e.stderr, /cannot ask the running gatehouse: .*admin\.state, which is off.*; explained from the files$/m);
+      assert.match(e.stdout, /^example\.com: ALLOW$/m);
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+    }
   });
 });
