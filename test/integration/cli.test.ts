@@ -324,3 +324,39 @@ describe("gatehouse CLI and the admin it cannot ask", () => {
     }
   });
 });
+
+describe("gatehouse status", () => {
+  it("shows each front with its listeners and its backends up or down", async () => {
+    const origin = await startOrigin((_q, s) => s.end("ok"));
+    const frontPort = await freePort();
+    const { dir, file } = tempConfig(
+      `log:\n  access:\n    file: ""\ndns:\n  listen: []\nproxy:\n  listen: ["127.0.0.1:0"]\nadmin:\n  listen: "127.0.0.1:${await freePort()}"\nfronts:\n  - name: intranet\n    protocol: http\n    listen: ["127.0.0.1:${frontPort}"]\n    hosts: [intranet.test]\n    backend: ["${origin.url}", "http://127.0.0.1:9"]\n    health: { interval: 50ms, fall: 1 }\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      await run.waitFor(/gatehouse started/);
+      let out = "";
+      await eventually(
+        async () => {
+          const r = await runGatehouse(["status", "-c", file], dir);
+          out = r.stdout + r.stderr;
+          return / 127\.0\.0\.1:9 DOWN \(connect ECONNREFUSED/.test(out);
+        },
+        10_000,
+        "the refusing backend shown down",
+      );
+      assert.match(out, new RegExp(`^  fronts 127\\.0\\.0\\.1:${frontPort}$`, "m"));
+      assert.match(
+        out,
+        new RegExp(
+          `^  intranet http on 127\\.0\\.0\\.1:${frontPort}: ${new URL(origin.url).host.replace(/[.]/g, "\\.")} up, 127\\.0\\.0\\.1:9 DOWN`,
+          "m",
+        ),
+      );
+    } finally {
+      run.child.kill("SIGTERM");
+      await run.exited;
+      await origin.close();
+    }
+  });
+});
