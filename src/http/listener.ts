@@ -21,6 +21,8 @@ export interface HttpHandlers {
 /** A listener that speaks TLS (a front): its certificate is chosen by the name the client asks for. */
 export interface ListenerTls {
   contextFor(servername: string): SecureContext | undefined;
+  /** For a client that names no server (an https://203.0.113.5/ URL, old clients): the default front's. */
+  defaultContext(): SecureContext | undefined;
   /** A client must finish its handshake within this (Node's own default is 120 s). */
   handshakeTimeoutMs: number;
 }
@@ -61,7 +63,8 @@ export class HttpListeners implements Part {
       bind: (addr, route) => this.bind(addr, route),
       retune: (server) => {
         if (server instanceof HttpServer) tune(server, opts.limits);
-        else (server as Http2SecureServer).setTimeout(opts.limits.idleTimeout);
+        else tuneSecure(server as Http2SecureServer, opts.limits);
+        if (opts.tls) tlsNow.set(server, opts.tls);
       },
       previous: opts.previous?.set,
     });
@@ -168,18 +171,29 @@ function httpsServer(
   ctx: (socket: Socket) => ConnectionContext,
   tls: ListenerTls,
 ): Http2SecureServer {
-  const server = createSecureServer({
+  const server: Http2SecureServer = createSecureServer({
     allowHTTP1: true,
     minVersion: "TLSv1.2",
     handshakeTimeout: tls.handshakeTimeoutMs,
+    // The TLS settings of the generation in force: a reload that keeps this socket re-points them.
     SNICallback: (name, cb) => {
-      const context = tls.contextFor(name.toLowerCase());
+      const context = (tlsNow.get(server) ?? tls).contextFor(name.toLowerCase());
       if (context) cb(null, context);
       else cb(new Error(`no certificate for ${name}`));
     },
     settings: { maxHeaderListSize: limits.maxHeaderSize },
   });
-  server.setTimeout(limits.idleTimeout);
+  tlsNow.set(server, tls);
+  // Node reads the certificate for a client without SNI from the server's shared context when the
+  // connection arrives, so it is set just before: the default front's pair as it is now (a pair
+  // replaced on disk, or a reload, takes effect for the next client). No public API sets a
+  // SecureContext object as the default; _sharedCreds is what setSecureContext() assigns.
+  server.prependListener("connection", () => {
+    const context = (tlsNow.get(server) ?? tls).defaultContext();
+    const s = server as unknown as { _sharedCreds: SecureContext };
+    if (context && s._sharedCreds !== context) s._sharedCreds = context;
+  });
+  tuneSecure(server, limits);
   // HTTP/2 requests carry a proxy of the session's socket: the context is the TLS socket's.
   const sock = (req: IncomingMessage | Http2ServerRequest) =>
     (req as Http2ServerRequest).stream?.session?.socket ?? (req.socket as Socket);
@@ -230,6 +244,23 @@ export class AdoptingServer {
     this.route.current = handlers;
     tune(this.server, limits);
   }
+}
+
+/** The TLS settings each https listener serves with now; a reload that keeps the listener updates them. */
+const tlsNow = new WeakMap<NetServer, ListenerTls>();
+
+/**
+ * The same limits for HTTP/1.1 over TLS, which node:http2 (allowHTTP1) runs with node:http's
+ * connection code and these fields; without them a client sending its headers a byte at a time
+ * held the connection for as long as it liked. (tls.handshakeTimeout is fixed when the listener is
+ * bound: node offers no setter.)
+ */
+function tuneSecure(server: Http2SecureServer, limits: Limits): void {
+  const h1 = server as unknown as { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+  h1.headersTimeout = limits.headerTimeout;
+  h1.requestTimeout = 0;
+  h1.connectionsCheckingInterval = Math.min(1000, limits.headerTimeout);
+  server.setTimeout(limits.idleTimeout);
 }
 
 /** Limits node lets us change on a live server; maxHeaderSize needs a new listener. */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { WebSocketServer, WebSocket as WsClient } from "ws";
+import { OfficeCa } from "../../src/tls/ca.js";
 import { type Origin, startOrigin } from "../helpers/origin.js";
 import { freePort } from "../helpers/ports.js";
 import { eventually, startProxy, type TestProxy } from "../helpers/proxy.js";
@@ -294,6 +295,99 @@ describe("web fronts: clients that leave", () => {
       await proxy.close();
       slow.closeAllConnections();
       slow.close();
+    }
+  });
+});
+
+describe("web fronts: TLS clients out of the ordinary", () => {
+  let ca: TestCa;
+  let certs: string;
+  let origin: Origin;
+  let proxy: TestProxy;
+  let port: number;
+  before(async () => {
+    ca = makeCa();
+    certs = certsDir(ca);
+    // An office CA exists: it could mint a certificate for any name, and must not for strangers.
+    OfficeCa.create(certs, "test office CA");
+    const pair = issue(ca, ["intranet.test"]);
+    writeFileSync(join(certs, "intranet.crt"), pair.cert);
+    writeFileSync(join(certs, "intranet.key"), pair.key, { mode: 0o600 });
+    origin = await echoing("tls");
+    port = await freePort();
+    proxy = await startProxy({
+      certs,
+      proxy: { limits: { headerTimeout: "500ms" } },
+      fronts: [
+        {
+          name: "intranet",
+          protocol: "https",
+          listen: [`127.0.0.1:${port}`],
+          hosts: ["intranet.test"],
+          backend: origin.url,
+          tls: { cert: "intranet" },
+        },
+      ],
+    });
+  });
+  after(async () => {
+    await proxy.close();
+    await origin.close();
+  });
+
+  const handshake = (servername: string) =>
+    new Promise<{ subject: string } | { error: string }>((resolve) => {
+      const s = tlsConnect({ port, host: "127.0.0.1", servername, rejectUnauthorized: false }, () => {
+        resolve({ subject: String(s.getPeerCertificate().subjectaltname) });
+        s.destroy();
+      });
+      s.on("error", (err) => resolve({ error: err.message }));
+    });
+
+  it("gives a client that sends no SNI (an https://address/ URL) the default front's certificate", async () => {
+    // node's tls.connect sends no SNI when servername is empty.
+    const s = tlsConnect({ port, host: "127.0.0.1", servername: "", rejectUnauthorized: false });
+    s.on("error", () => {});
+    const secure = await new Promise<boolean>((resolve) => {
+      s.once("secureConnect", () => resolve(true));
+      s.once("close", () => resolve(false));
+    });
+    assert.ok(secure, "handshake refused");
+    assert.match(String(s.getPeerCertificate().subjectaltname), /DNS:intranet\.test/);
+    s.destroy();
+  });
+
+  it("mints no certificate for a name no front serves, though an office CA exists", async () => {
+    const r = await handshake("stranger.example");
+    assert.ok("error" in r, `handshake succeeded: ${JSON.stringify(r)}`);
+  });
+
+  it("answers 408 to an HTTP/1.1 client that sends its headers a line at a time past headerTimeout", async () => {
+    const s = tlsConnect({
+      port,
+      host: "127.0.0.1",
+      servername: "intranet.test",
+      rejectUnauthorized: false,
+      ALPNProtocols: ["http/1.1"],
+    });
+    s.on("error", () => {});
+    await new Promise<void>((resolve) => s.once("secureConnect", () => resolve()));
+    s.write("GET / HTTP/1.1\r\nHost: intranet.test\r\n");
+    const trickle = setInterval(() => s.writable && s.write("X-Slow: yes\r\n"), 100);
+    try {
+      // Node's own default would answer after 60 s: well past this deadline for a 500 ms headerTimeout.
+      const reply = await new Promise<string>((resolve) => {
+        let got = "";
+        s.on("data", (d: Buffer) => {
+          got += d.toString();
+        });
+        s.once("close", () => resolve(got));
+        setTimeout(() => resolve("still open after 10 s"), 10_000).unref();
+      });
+      s.destroy();
+      assert.match(reply, /^HTTP\/1\.1 408/);
+    } finally {
+      clearInterval(trickle);
     }
   });
 });

@@ -85,7 +85,11 @@ export class WebFronts implements FrontPart {
         handlers: service,
         activity: deps.activity,
         tls: https
-          ? { contextFor: (sni) => certificateFor(router, deps.certs(), sni), handshakeTimeoutMs: deps.handshakeTimeoutMs }
+          ? {
+              contextFor: (sni) => certificateFor(router, deps.certs(), sni),
+              defaultContext: () => defaultCertificate(fronts, deps.certs()),
+              handshakeTimeoutMs: deps.handshakeTimeoutMs,
+            }
           : undefined,
         previous: previous?.listeners.find((l) => l.key === key)?.part,
       });
@@ -138,9 +142,23 @@ export class WebFronts implements FrontPart {
   }
 }
 
-/** The certificate for a name: the front's own pair if it names one, else by SNI from certs/. */
+/**
+ * The certificate for a name: the front's own pair if it names one, else by SNI from certs/. A
+ * name no front on this listener serves gets none (the handshake fails, as nginx's
+ * ssl_reject_handshake does): the office CA mints no certificate for whatever a stranger asks.
+ */
 function certificateFor(router: Router, certs: FrontCertificates, sni: string): SecureContext | undefined {
   const front = router.find(sni);
-  const named = front?.cfg.tls.cert ? certs.named(front.cfg.tls.cert) : undefined;
+  if (!front) return undefined;
+  const named = front.cfg.tls.cert ? certs.named(front.cfg.tls.cert) : undefined;
   return named?.context ?? certs.contextFor(sni);
+}
+
+/** For clients that send no SNI: the first front of the listener, by its pair or its first plain name. */
+function defaultCertificate(fronts: readonly WebFront[], certs: FrontCertificates): SecureContext | undefined {
+  const first = fronts[0];
+  if (!first) return undefined;
+  if (first.cfg.tls.cert) return certs.named(first.cfg.tls.cert)?.context;
+  const name = first.cfg.hosts.find((h) => !h.startsWith("*."));
+  return name ? certs.contextFor(name) : undefined;
 }
