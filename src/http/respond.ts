@@ -11,9 +11,10 @@ import { statusText } from "./pages.js";
  * connection and its buffers for as long as it likes.
  *
  * Returns false if node refused the headers (an origin header with bad characters); nothing was
- * written then, and the caller answers with an error page instead.
+ * written then, and the caller answers with an error page instead. `sent` counts the body bytes
+ * handed to the response, for HTTP/2, where there is no socket of the request's own to count them.
  */
-export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeoutMs: number): boolean {
+export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeoutMs: number, sent?: Sent): boolean {
   const flat = out.flat ?? flattenHeaders(out.headers);
   if (out.close) res.shouldKeepAlive = false;
   try {
@@ -25,6 +26,7 @@ export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeou
     return false;
   }
   const body = out.body;
+  if (sent && Buffer.isBuffer(body)) sent.bytes += body.length;
   if (body === null || (Buffer.isBuffer(body) && body.length <= SLICE)) {
     // Small enough for the socket buffers: a client that never reads costs nothing beyond them.
     res.end(body ?? undefined);
@@ -32,8 +34,12 @@ export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeou
     return true;
   }
   if (Buffer.isBuffer(body)) new BufferSink(res, body, sendTimeoutMs).pump();
-  else body.attach(new ResponseSink(res, body, sendTimeoutMs));
+  else body.attach(new ResponseSink(res, body, sendTimeoutMs, sent));
   return true;
+}
+
+export interface Sent {
+  bytes: number;
 }
 
 /** Stored bodies are written in slices of this size, so a slow reader's progress is seen. */
@@ -78,6 +84,7 @@ class ResponseSink implements BodyConsumer {
     private readonly res: ServerResponse,
     private readonly body: PushBody,
     sendTimeoutMs: number,
+    private readonly sent: Sent | undefined,
   ) {
     this.timer = new SendTimer(res, sendTimeoutMs);
     res.on("drain", this.onDrain);
@@ -89,6 +96,7 @@ class ResponseSink implements BodyConsumer {
   };
 
   data(chunk: Buffer): boolean {
+    if (this.sent) this.sent.bytes += chunk.length;
     if (this.res.write(chunk)) return true;
     this.timer.start();
     return false;

@@ -12,7 +12,7 @@ import { type ConnectionContext, HttpExchange, type HttpOutcome, type HttpRespon
 import type { HttpHandlers } from "./listener.js";
 import type { PageMaker } from "./pages.js";
 import { statusText } from "./pages.js";
-import { writeResponse } from "./respond.js";
+import { type Sent, writeResponse } from "./respond.js";
 import { UpstreamError } from "./upstream.js";
 
 export interface ServiceDeps {
@@ -43,6 +43,8 @@ export class HttpService implements HttpHandlers {
     const timing = { start: Date.now(), t0: performance.now() };
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
+    // An HTTP/2 stream shares its connection with others: its bytes are counted as they are written.
+    const sent: Sent | undefined = (req as { stream?: unknown }).stream !== undefined ? { bytes: 0 } : undefined;
     const body = hasBody(req) ? req : null;
     const x = HttpExchange.of(req, ctx, body, res);
     deps.activity.begin();
@@ -50,7 +52,7 @@ export class HttpService implements HttpHandlers {
       if (!res.writableFinished) x.abort.fire();
       deps.activity.end();
       if (deps.events.access.active)
-        deps.events.access.emit(accessEvent(x, timing, res.statusCode, socket.bytesWritten - bytesBefore));
+        deps.events.access.emit(accessEvent(x, timing, res.statusCode, sent ? sent.bytes : socket.bytesWritten - bytesBefore));
     });
     if (body) {
       body.setTimeout(Math.max(deps.limits.idleTimeout, 60_000), () => body.destroy(new Error("request body stalled")));
@@ -59,16 +61,16 @@ export class HttpService implements HttpHandlers {
     deps.chain(x).then(
       (out) => {
         if (out.kind !== "response") throw new Error(`a ${out.kind} outcome for a plain request`);
-        this.finish(req, res, x, out);
+        this.finish(req, res, x, out, sent);
       },
       (err: unknown) => {
         if (x.abort.aborted) return;
-        this.finish(req, res, x, this.failure(x, err));
+        this.finish(req, res, x, this.failure(x, err), sent);
       },
     );
   }
 
-  private finish(req: IncomingMessage, res: ServerResponse, x: HttpExchange, out: HttpResponse): void {
+  private finish(req: IncomingMessage, res: ServerResponse, x: HttpExchange, out: HttpResponse, sent: Sent | undefined): void {
     // A body nobody read (the request was answered here): drain it so the connection can go on.
     if (!x.bodyTaken) req.resume();
     if (res.headersSent) {
@@ -76,7 +78,7 @@ export class HttpService implements HttpHandlers {
       return;
     }
     x.log.contentType = contentTypeOf(out);
-    if (writeResponse(res, out, this.deps.limits.sendTimeout)) return;
+    if (writeResponse(res, out, this.deps.limits.sendTimeout, sent)) return;
     this.deps.log.warn(
       { id: x.id, client: x.client.address, url: x.target },
       "origin sent a response header that cannot be relayed",
@@ -87,7 +89,7 @@ export class HttpService implements HttpHandlers {
       message: `The server at ${x.url?.host ?? x.host} sent a malformed response header.`,
     });
     x.log.contentType = contentTypeOf(page);
-    writeResponse(res, page, this.deps.limits.sendTimeout);
+    writeResponse(res, page, this.deps.limits.sendTimeout, sent);
   }
 
   private failure(x: HttpExchange, err: unknown): HttpResponse {

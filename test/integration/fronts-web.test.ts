@@ -583,6 +583,23 @@ describe("web fronts: TLS", () => {
       assert.match(r.out, /strict-transport-security: max-age=86400/i);
       assert.match(r.out, /"proto":"https"/);
     });
+
+    it(`logs the bytes sent to a ${version.slice(2)} client`, async () => {
+      const path = `/bytes${version.slice(1)}`;
+      const r = await curl([
+        version,
+        "--cacert",
+        join(certs, "test-ca.pem"),
+        "--resolve",
+        `www.intranet.test:${port}:127.0.0.1`,
+        `https://www.intranet.test:${port}${path}`,
+      ]);
+      assert.equal(r.code, 0, r.out);
+      await eventually(() => proxy.accessLines.some((l) => l.includes(path)), 5000, "the access line");
+      const line = proxy.accessLines.find((l) => l.includes(path)) ?? "";
+      const bytes = Number(/ TCP_MISS\/200 (\S+) GET /.exec(line)?.[1]);
+      assert.ok(bytes >= Buffer.byteLength(r.out), line);
+    });
   }
 
   it("serves a certificate replaced on disk, without a restart", async () => {
