@@ -110,6 +110,19 @@ export class WebFront implements FrontTarget {
     }
   }
 
+  /**
+   * Where an http front that redirects sends a request: https:// with the same host, path and
+   * query, on the port of the https front of this config that serves the host (none when that is
+   * 443, or when no front here serves it: then https is served elsewhere, on its default port).
+   */
+  httpsLocation(url: URL): string {
+    const port = this.httpsPort(url.hostname);
+    return `https://${url.hostname}${port && port !== 443 ? `:${port}` : ""}${url.pathname}${url.search}`;
+  }
+
+  /** Set by the fronts that share this config: the port of the https front that serves a host. */
+  httpsPort: (host: string) => number | undefined = () => undefined;
+
   /** The Host the backend gets: the client's own, unless the front rewrites it. */
   backendHost(x: HttpExchange): string {
     return this.cfg.hostHeader ?? (typeof x.headers.host === "string" ? x.headers.host : x.url.host);
@@ -171,7 +184,12 @@ export class WebFront implements FrontTarget {
         dispatcher,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        headers: { host: this.cfg.hosts[0]?.replace(/^\*\./, "") ?? b.url.host, "user-agent": "gatehouse health check" },
+        // The Host real requests reach the backend with: hostHeader when the front rewrites it (a
+        // backend that only answers its internal name would fail every check otherwise).
+        headers: {
+          host: this.cfg.hostHeader ?? this.cfg.hosts[0]?.replace(/^\*\./, "") ?? b.url.host,
+          "user-agent": "gatehouse health check",
+        },
       });
       await res.body.dump();
       if (res.statusCode < lo || res.statusCode > hi)
