@@ -53,7 +53,8 @@ export class Bumper {
     return this.deps.policy.decide(x.client.address, x.host, x.port);
   }
 
-  intercept(socket: Socket, head: Buffer, x: HttpExchange, hooks: BumpHooks): void {
+  /** `own`: a tunnel to gatehouse's own pages, decrypted whatever the interception settings say. */
+  intercept(socket: Socket, head: Buffer, x: HttpExchange, hooks: BumpHooks, own = false): void {
     socket.write(ESTABLISHED);
     this.readHello(socket, head, x, hooks, (hello, bytes) => {
       const sni = hello.sni;
@@ -68,7 +69,8 @@ export class Bumper {
         return hooks.done("server name differs from the CONNECT target");
       }
       const host = sni ?? x.host;
-      const decision = sni ? this.deps.policy.decide(x.client.address, sni, x.port) : { intercept: true, reason: "" };
+      // Relaying a tunnel to gatehouse itself would only be refused after a 200: it is always answered here.
+      const decision = sni && !own ? this.deps.policy.decide(x.client.address, sni, x.port) : { intercept: true, reason: "" };
       if (!decision.intercept) {
         x.decisions.push({
           stage: "intercept",

@@ -134,7 +134,7 @@ export function handleConnect(
       if (!bumper || !plan) return relay(head, false);
       x.log.cache = "NONE_NONE";
       x.decisions.push({ stage: "intercept", action: "allow", reason: `intercepted: ${plan}` });
-      bumper.intercept(socket, head, x, hooks);
+      bumper.intercept(socket, head, x, hooks, outcome.local === true);
     },
     (err: unknown) => {
       deps.log.error({ id: x.id, client: x.client.address, target: x.target, err }, "CONNECT failed inside the proxy");

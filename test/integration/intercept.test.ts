@@ -172,11 +172,13 @@ describe("HTTPS interception", () => {
     assert.equal(der.headers.get("content-type"), "application/x-x509-ca-cert");
   });
 
-  it("answers the trust check over HTTPS through the proxy for a browser that trusts the CA", async () => {
-    const r = await curl(proxy.port, `https://127.0.0.1:${proxy.port}/ca/check`, ["--cacert", officeCa]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.body, "trusted\n");
-  });
+  for (const host of ["127.0.0.1", "localhost"]) {
+    it(`answers the trust check over HTTPS through the proxy at ${host}, for a browser that trusts the CA`, async () => {
+      const r = await curl(proxy.port, `https://${host}:${proxy.port}/ca/check`, ["--cacert", officeCa]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.body, "trusted\n");
+    });
+  }
 });
 
 describe("hostile TLS clients of an intercepting proxy", () => {
