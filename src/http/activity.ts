@@ -8,8 +8,12 @@ import type { Socket } from "node:net";
 export class Activity {
   private active = 0;
   private waiters: (() => void)[] = [];
-  /** Client sockets of open tunnels: node's server no longer tracks them after CONNECT. */
-  readonly tunnels = new Set<Socket>();
+  /**
+   * Client sockets of open tunnels and front sessions (node's server no longer tracks them after
+   * CONNECT), each with how to end it when the grace is over: a front's session says goodbye in its
+   * protocol's words, anything else is cut.
+   */
+  private readonly tunnels = new Map<Socket, (() => void) | undefined>();
   /** Every server still open, including ones a reload retired that are finishing their requests. */
   readonly servers = new Set<Server>();
   /** Connections of servers that cannot cut them themselves (node:http2's). */
@@ -29,8 +33,9 @@ export class Activity {
     if (this.active === 0 && this.tunnels.size === 0) this.wake();
   }
 
-  addTunnel(client: Socket): void {
-    this.tunnels.add(client);
+  /** Counts a tunnel or session until removeTunnel; called again, it updates how to end it. */
+  addTunnel(client: Socket, cut?: () => void): void {
+    this.tunnels.set(client, cut);
   }
 
   removeTunnel(client: Socket): void {
@@ -64,7 +69,10 @@ export class Activity {
     const cut = this.count;
     for (const s of this.servers) s.closeAllConnections();
     for (const c of this.connections) c.destroy();
-    for (const t of this.tunnels) t.destroy();
+    for (const [t, cut] of this.tunnels) {
+      if (!cut || t.destroyed) t.destroy();
+      else cut();
+    }
     return cut;
   }
 

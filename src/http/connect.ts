@@ -65,7 +65,6 @@ export function handleConnect(
     if (settled) return;
     settled = true;
     deps.activity.removeTunnel(socket);
-    deps.activity.end();
     deps.events.access.emit(accessEvent(x, timing, status, bytes));
   };
   const respond = (out: HttpResponse) => {
@@ -111,7 +110,6 @@ export function handleConnect(
     });
   };
 
-  deps.activity.begin();
   deps.activity.addTunnel(socket);
   socket.on("error", () => socket.destroy());
   socket.once("close", () => {

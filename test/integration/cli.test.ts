@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -140,6 +140,47 @@ describe("gatehouse start: stopping", () => {
     } finally {
       run.child.kill("SIGKILL");
       await origin.close();
+    }
+  });
+});
+
+describe("gatehouse start: stopping with tunnels and front sessions", () => {
+  it("counts an open tunnel and a mail session once each, and tells the mail client in its protocol's words", async () => {
+    // A TCP server that greets like SMTP and then never closes: both the tunnel and the session reach it.
+    const sink = createTcpServer((c) => {
+      c.on("error", () => {});
+      c.write("220 sink ESMTP\r\n");
+    });
+    await new Promise<void>((r) => sink.listen(0, "127.0.0.1", r));
+    const sinkPort = (sink.address() as AddressInfo).port;
+    const smtp = await freePort();
+    const { dir, file } = tempConfig(
+      `${QUIET}shutdownGrace: 300ms\nproxy:\n  listen: ["127.0.0.1:0"]\n  connectPorts: [${sinkPort}]\nfronts:\n  - { name: mx, protocol: smtp, listen: ["127.0.0.1:${smtp}"], backend: "127.0.0.1:${sinkPort}" }\n`,
+    );
+    const run = spawnGatehouse(["-c", file], dir);
+    try {
+      const started = await run.waitFor(/gatehouse started/);
+      const port = Number(/"proxy":\["127\.0\.0\.1:(\d+)"/.exec(started)?.[1]);
+      const tunnel = connect(port, "127.0.0.1");
+      tunnel.on("error", () => {});
+      tunnel.write(`CONNECT 127.0.0.1:${sinkPort} HTTP/1.1\r\nHost: 127.0.0.1:${sinkPort}\r\n\r\n`);
+      await new Promise<void>((r) => tunnel.once("data", () => r()));
+      const mail = connect(smtp, "127.0.0.1");
+      mail.on("error", () => {});
+      let said = "";
+      mail.on("data", (d: Buffer) => {
+        said += d.toString();
+      });
+      await eventually(() => said.includes("220"), 5000, "the greeting");
+      run.child.kill("SIGTERM");
+      assert.equal(await run.exited, 0);
+      await eventually(() => said.includes("421 4.3.2"), 5000, `a 421 goodbye (got ${JSON.stringify(said)})`);
+      assert.match(run.stderr(), /closed 2 request\(s\) and tunnel\(s\) still open after shutdownGrace/);
+      tunnel.destroy();
+      mail.destroy();
+    } finally {
+      run.child.kill("SIGKILL");
+      sink.close();
     }
   });
 });

@@ -13,7 +13,12 @@ export function ftpProtocol(implicitTls: boolean): TcpProtocol {
     implicitTls,
     // vsftpd and ProFTPD close idle sessions after 5 minutes; a longer wait here is never the cause.
     idleMs: 15 * 60_000,
-    lines: { idle: "421 Idle for too long; closing the connection", overlong: "500 Line too long; closing the connection" },
+    lines: {
+      idle: "421 Idle for too long; closing the connection",
+      overlong: "500 Line too long; closing the connection",
+      // RFC 959 §4.2: 421 when the service is shutting down.
+      shutdown: "421 Service not available, closing control connection",
+    },
     refusal: {
       denied: "421 Access denied by this site's firewall rules",
       busy: "421 Too many connections from your address; try again later",

@@ -37,6 +37,8 @@ export function smtpProtocol(implicitTls: boolean): TcpProtocol {
     lines: {
       idle: "421 4.4.2 Idle for too long; closing the connection",
       overlong: "500 5.5.2 Line too long; closing the connection",
+      // RFC 5321 §3.8: 421 when the server must shut down.
+      shutdown: "421 4.3.2 Service shutting down; try again later",
     },
     refusal: {
       denied: "554 5.7.1 Access denied by this site's firewall rules",
@@ -70,7 +72,11 @@ export function pop3Protocol(implicitTls: boolean): TcpProtocol {
     implicitTls,
     // RFC 1939 §3: the autologout timer is at least 10 minutes.
     idleMs: 10 * MINUTE,
-    lines: { idle: "-ERR Idle for too long; closing the connection", overlong: "-ERR Line too long; closing the connection" },
+    lines: {
+      idle: "-ERR Idle for too long; closing the connection",
+      overlong: "-ERR Line too long; closing the connection",
+      shutdown: "-ERR Server shutting down",
+    },
     refusal: {
       denied: "-ERR [SYS/PERM] Access denied by this site's firewall rules",
       busy: "-ERR [SYS/TEMP] Too many connections from your address; try again later",
@@ -93,7 +99,12 @@ export function imapProtocol(implicitTls: boolean): TcpProtocol {
     implicitTls,
     // RFC 9051 §5.4: at least 30 minutes of inactivity before autologout, so IDLE lives that long.
     idleMs: 31 * MINUTE,
-    lines: { idle: "* BYE Autologout; idle for too long", overlong: "* BYE Line too long; closing the connection" },
+    lines: {
+      idle: "* BYE Autologout; idle for too long",
+      overlong: "* BYE Line too long; closing the connection",
+      // RFC 9051 §7.1.5: BYE when the server is shutting down.
+      shutdown: "* BYE Server shutting down",
+    },
     refusal: {
       denied: "* BYE Access denied by this site's firewall rules",
       busy: "* BYE [UNAVAILABLE] Too many connections from your address; try again later",

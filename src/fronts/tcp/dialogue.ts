@@ -42,6 +42,8 @@ export interface ProtocolLines {
   idle: string;
   /** A line longer than the limit: the stream cannot be read further. */
   overlong: string;
+  /** gatehouse is stopping and the session outlived shutdownGrace. */
+  shutdown: string;
 }
 
 /** Splits a reply code line ("250-PIPELINING", "250 OK") into code, whether more lines follow, text. */

@@ -235,6 +235,7 @@ export class TcpFront implements FrontPart {
         });
       },
     });
+    this.deps.activity.addTunnel(raw, () => handle.shutdown());
     started();
     handle.start();
     raw.resume();

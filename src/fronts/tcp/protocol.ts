@@ -50,6 +50,8 @@ export interface TcpProtocol {
 export interface SessionHandle {
   start(): void;
   destroy(result: SessionResult, reason: string): void;
+  /** gatehouse is stopping: tell the client in the protocol's words, then close. */
+  shutdown(): void;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly clientTls: string;

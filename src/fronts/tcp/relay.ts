@@ -131,7 +131,13 @@ export class Relay<X = never> {
     this.opts.onEnd(this.ended);
   }
 
-  /** Cuts both connections at once (errors, shutdown). */
+  shutdown(): void {
+    if (this.ended) return;
+    this.write("client", Buffer.from(`${this.opts.lines.shutdown}\r\n`, "latin1"));
+    this.end("closed", "gatehouse stopped");
+  }
+
+  /** Cuts both connections at once (errors). */
   destroy(result: SessionResult, reason: string): void {
     this.end(result, reason);
     this.sides.client.stream.destroy();

@@ -45,10 +45,8 @@ export function relayUpgrade(
     if (settled) return;
     settled = true;
     deps.activity.removeTunnel(socket);
-    deps.activity.end();
     deps.events.access.emit(accessEvent(x, timing, status, bytes));
   };
-  deps.activity.begin();
   deps.activity.addTunnel(socket);
   socket.on("error", () => socket.destroy());
   socket.once("close", () => settle(socket.bytesWritten));
