@@ -17,16 +17,21 @@ interface Direct {
   names: string[];
   /** IPv4 networks as [address, mask] for isInNet. */
   nets: [string, string][];
+  /** IPv6 networks as [eight 16-bit groups, prefix length]: PAC's isInNet has no IPv6. */
+  nets6: [number[], number][];
 }
 
 function directOf(entries: readonly string[]): Direct {
   const names: string[] = [];
   const nets: [string, string][] = [];
+  const nets6: [number[], number][] = [];
   for (const entry of [...OFFICE_RANGES, ...entries]) {
     if (entry.includes("/") || isIP(entry) !== 0) {
       const [net, bits] = entry.includes("/") ? ipaddr.parseCIDR(entry) : [ipaddr.parse(entry), isIP(entry) === 4 ? 32 : 128];
-      // PAC's isInNet speaks IPv4 only; an IPv6 literal host goes through the proxy, which is harmless.
-      if (net.kind() !== "ipv4") continue;
+      if (net.kind() === "ipv6") {
+        nets6.push([(net as ipaddr.IPv6).parts, bits]);
+        continue;
+      }
       const mask = ipaddr.IPv4.subnetMaskFromPrefixLength(bits).toString();
       nets.push([net.toString(), mask]);
     } else
@@ -38,7 +43,7 @@ function directOf(entries: readonly string[]): Direct {
       );
   }
   const unique = <T>(xs: T[]) => [...new Map(xs.map((x) => [JSON.stringify(x), x])).values()];
-  return { names: unique(names), nets: unique(nets) };
+  return { names: unique(names), nets: unique(nets), nets6: unique(nets6) };
 }
 
 /** The PAC script for a proxy reachable at `proxy` ("192.168.1.1:3128"). */
@@ -49,7 +54,16 @@ export function pacScript(direct: readonly string[], proxy: string): string {
 function FindProxyForURL(url, host) {
   var names = ${JSON.stringify(d.names)};
   var nets = ${JSON.stringify(d.nets)};
+  var nets6 = ${JSON.stringify(d.nets6)};
   host = host.toLowerCase();
+  // An IPv6 literal first: it has no dots, and some browsers' isPlainHostName would call it plain.
+  if (host.indexOf(":") >= 0) {
+    var groups = ipv6Groups(host.replace(/^\\[|\\]$/g, ""));
+    for (var k = 0; groups && k < nets6.length; k++) {
+      if (inNet6(groups, nets6[k][0], nets6[k][1])) return "DIRECT";
+    }
+    return ${JSON.stringify(`PROXY ${proxy}`)};
+  }
   if (isPlainHostName(host) || host === "localhost") return "DIRECT";
   for (var i = 0; i < names.length; i++) {
     if (host === names[i] || dnsDomainIs(host, "." + names[i])) return "DIRECT";
@@ -62,6 +76,33 @@ function FindProxyForURL(url, host) {
     }
   }
   return ${JSON.stringify(`PROXY ${proxy}`)};
+}
+
+// An IPv6 literal as eight numbers, or null (an embedded IPv4 form goes through the proxy).
+function ipv6Groups(h) {
+  var halves = h.split("::");
+  if (halves.length > 2) return null;
+  var a = halves[0] ? halves[0].split(":") : [];
+  var b = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  var zeros = 8 - a.length - b.length;
+  if (halves.length === 1 ? zeros !== 0 : zeros < 1) return null;
+  var g = a.slice();
+  for (var i = 0; i < zeros; i++) g.push("0");
+  g = g.concat(b);
+  var out = [];
+  for (var j = 0; j < 8; j++) {
+    if (!/^[0-9a-f]{1,4}$/.test(g[j])) return null;
+    out.push(parseInt(g[j], 16));
+  }
+  return out;
+}
+
+function inNet6(groups, net, bits) {
+  for (var i = 0; i < 8 && bits > 0; i++, bits -= 16) {
+    var mask = bits >= 16 ? 0xffff : (0xffff << (16 - bits)) & 0xffff;
+    if ((groups[i] & mask) !== (net[i] & mask)) return false;
+  }
+  return true;
 }
 `;
 }

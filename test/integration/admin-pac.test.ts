@@ -16,6 +16,7 @@ import { viaProxy } from "../helpers/proxy.js";
 function findProxy(script: string, url: string): string {
   const toInt = (ip: string) => ip.split(".").reduce((n, p) => n * 256 + Number(p), 0);
   const sandbox = {
+    // Chrome's: no dot (an IPv6 literal has none, and the script must not take it for a plain name).
     isPlainHostName: (h: string) => !h.includes("."),
     dnsDomainIs: (h: string, d: string) => h.endsWith(d),
     isInNet: (h: string, net: string, mask: string) => (toInt(h) & toInt(mask)) >>> 0 === (toInt(net) & toInt(mask)) >>> 0,
@@ -29,7 +30,7 @@ describe("proxy auto-configuration", () => {
   let gh: TestAdmin;
   before(async () => {
     gh = await startAdmin({
-      proxy: { pac: { direct: ["office.lan", "203.0.113.0/24"] } },
+      proxy: { pac: { direct: ["office.lan", "203.0.113.0/24", "2001:db8:1::/48"] } },
       files: { hosts: "10.9.9.9 wpad.branch.lan\n" },
     });
   });
@@ -54,6 +55,11 @@ describe("proxy auto-configuration", () => {
     ["http://203.0.113.7/", "DIRECT"],
     ["http://198.51.100.7/", "PROXY"],
     ["https://example.com/", "PROXY"],
+    ["http://[fd12:3456::7]/", "DIRECT"],
+    ["http://[fe80::1]:8080/", "DIRECT"],
+    ["http://[2001:db8:1::5]/", "DIRECT"],
+    ["http://[2001:db8:2::5]/", "PROXY"],
+    ["http://[::ffff:192.168.1.2]/", "PROXY"],
   ];
   for (const [url, expected] of cases) {
     it(`sends ${url} ${expected === "DIRECT" ? "direct" : "through the proxy"}`, async () => {
