@@ -22,7 +22,7 @@ export interface PageSettings {
   ruleRoots: readonly string[];
 }
 
-export type PageMaker = (x: Pick<HttpExchange, "id" | "headers">, page: PageText) => HttpResponse;
+export type PageMaker = (x: Pick<HttpExchange, "id" | "headers" | "ctx">, page: PageText) => HttpResponse;
 
 export const statusText = (status: number): string => STATUS_CODES[status] ?? "Error";
 
@@ -57,7 +57,11 @@ export function pageMaker(settings: PageSettings): PageMaker {
       details.push(`Rule: ${where}: ${page.rule.text}`);
       headers.push(["x-gatehouse-rule", where]);
     }
-    const footer = `Ask ${settings.contact} if you need help; quote request id ${x.id}.`;
+    // A front's visitors come from the internet: the office's IT contact is not theirs to ask.
+    const footer =
+      x.ctx.kind === "front"
+        ? `If this goes on, tell the site's owners; quote request id ${x.id}.`
+        : `Ask ${settings.contact} if you need help; quote request id ${x.id}.`;
     let body: string;
     let type: string;
     if (wantsHtml(x.headers.accept)) {
