@@ -272,12 +272,14 @@ export const hostsFile: FileKind<HostsFile> = {
   name: "hosts",
   matches: (rel) => rel === "hosts",
   compile: compileHosts,
+  count: (h) => h.records.length,
 };
 
 export const zoneFiles: FileKind<Zone> = {
   name: "zone",
   matches: (rel) => rel.startsWith("zones/") && rel.endsWith(".zone"),
   compile: compileZone,
+  count: (z) => z.records.length,
 };
 
 /** Every local name, indexed once per reload. */

@@ -39,6 +39,19 @@ describe("gatehouse command", () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
+  it("check counts the records of the hosts file and of each zone file", async () => {
+    const rules = rulesDir({
+      hosts: "10.0.0.5 nas nas.office.lan\n10.0.0.6 printer\n",
+      "zones/office.lan.zone": "$ORIGIN office.lan.\n$TTL 300\nwww IN A 10.0.0.7\nmail IN A 10.0.0.8\n@ IN MX 10 mail\n",
+    });
+    const { dir, file } = tempConfig(`${QUIET}rules: ${rules}\n`);
+    const r = await runGatehouse(["check", "-c", file], dir);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // Records as served: a hosts line makes an address record per name and the reverse one.
+    assert.match(r.stdout, /\/hosts: [1-9]\d* hosts entries$/m);
+    assert.match(r.stdout, /\/zones\/office\.lan\.zone: [1-9]\d* zone entries$/m);
+  });
+
   it("check lists every problem with file:line and exits 1", async () => {
     const { file } = tempConfig("proxy:\n  cache:\n    memory: lots\n  bogus: 1\n");
     const r = await runGatehouse(["check", "-c", file]);
