@@ -13,7 +13,8 @@ export function configForCommand<T = Config>(
   make: (config: Config) => T = (c) => c as T,
 ): T | undefined {
   try {
-    return make(loadConfig(file).config);
+    // These commands talk to the running gatehouse: files the config names are its business.
+    return make(loadConfig(file, { files: false }).config);
   } catch (err) {
     if (err instanceof DiagnosticsError) for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
     else process.stderr.write(`gatehouse ${command}: ${(err as Error).message}\n`);

@@ -51,16 +51,37 @@ const health = z
     enabled: z.boolean().default(true).describe("active checks of every backend"),
     interval: duration("10s").describe("time between two checks of a backend"),
     timeout: duration("3s").describe("a check that takes longer fails"),
-    path: z.string().startsWith("/").default("/").describe("http(s): the path checked with GET"),
+    path: z
+      .string()
+      .refine((v) => v.startsWith("/"), { message: 'expected a path that starts with "/", like /healthz' })
+      .default("/")
+      .describe("http(s): the path checked with GET"),
     expect: z
       .string()
-      .regex(/^\d{3}(-\d{3})?$/, { message: 'expected a status or a range like "200-399"' })
+      .refine(isStatusRange, {
+        message: 'expected a status or a range of statuses between 100 and 599, low first, like "200" or "200-399"',
+      })
       .default("200-399")
       .describe("http(s): the statuses that mean healthy"),
     rise: z.number().int().min(1).default(2).describe("passing checks in a row that make a down backend up"),
     fall: z.number().int().min(1).default(3).describe("failures in a row (checks or connections) that make an up backend down"),
   })
   .prefault({});
+
+/** "200" or "200-399": HTTP statuses (100-599), the low one first. */
+function isStatusRange(v: string): boolean {
+  const m = /^(\d{3})(?:-(\d{3}))?$/.exec(v);
+  if (!m) return false;
+  const lo = Number(m[1]);
+  const hi = Number(m[2] ?? m[1]);
+  return lo >= 100 && hi <= 599 && lo <= hi;
+}
+
+/** The ports of "50000-50099"; undefined when it is not a range. */
+function portRange(v: string | undefined): [number, number] | undefined {
+  const [lo, hi] = (v ?? "").split("-").map(Number);
+  return lo !== undefined && hi !== undefined && v ? [lo, hi] : undefined;
+}
 
 const front = z
   .strictObject({
@@ -95,7 +116,11 @@ const front = z
       ),
     tls: z
       .strictObject({
-        cert: z.string().optional().describe("certs/NAME.crt + NAME.key; default: chosen by SNI from certs/"),
+        cert: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, { message: "expected the NAME of certs/NAME.crt and NAME.key, like intranet" })
+          .optional()
+          .describe("certs/NAME.crt + NAME.key; default: chosen by SNI from certs/"),
         hsts: duration("0s").describe("https: Strict-Transport-Security max-age; 0 = not sent"),
       })
       .prefault({}),
@@ -148,6 +173,11 @@ const front = z
         );
       if (!MAIL.has(f.protocol) && !f.protocol.startsWith("ftp")) issue(["protocol"], "unknown protocol");
     }
+    if (f.redirectToHttps && f.protocol !== "http")
+      issue(
+        ["redirectToHttps"],
+        `only applies to protocol http (an http front that sends its clients to https); remove it from this ${f.protocol} front`,
+      );
     if (f.passive) {
       const [lo = 0, hi = 0] = f.passive.split("-").map(Number);
       if (lo < 1024 || hi > 65535 || hi < lo) issue(["passive"], "expected a range of ports between 1024 and 65535, low-high");
@@ -162,6 +192,20 @@ export const fronts = z
   .default([])
   .superRefine((list, ctx) => {
     const names = new Map<string, number>();
+    // Passive ranges: each FTP front listens on every port of its own, so two cannot overlap.
+    const passives: { i: number; range: [number, number] }[] = [];
+    list.forEach((f, i) => {
+      const range = portRange(f.passive);
+      if (!range) return;
+      const clash = passives.find((p) => p.range[0] <= range[1] && range[0] <= p.range[1]);
+      if (clash)
+        ctx.addIssue({
+          code: "custom",
+          path: [i, "passive"],
+          message: `overlaps fronts[${clash.i}].passive (${clash.range.join("-")}); each ftp front needs passive ports of its own`,
+        });
+      passives.push({ i, range });
+    });
     const byListen = new Map<string, { i: number; protocol: string; hosts: string[] }[]>();
     list.forEach((f, i) => {
       const other = names.get(f.name);

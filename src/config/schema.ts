@@ -237,36 +237,119 @@ const remoteList = z.strictObject({
   refresh: duration("24h").describe("how often it is downloaded again"),
 });
 
-export const configSchema = z.strictObject({
-  rules: z.string().default("./rules").describe("admin-edited rule files, watched for changes"),
-  lists: z
-    .array(remoteList)
-    .default([])
-    .describe("remote block/allow lists, downloaded on a schedule and used like files in rules/"),
-  listsDir: z.string().default("./var/lists").describe("where downloaded lists are kept (last good copy of each)"),
-  certs: z
-    .string()
-    .default("./certs")
-    .describe("the office CA (ca.crt, ca.key), certificate pairs for the fronts (NAME.crt, NAME.key), upstream-ca/*.pem"),
-  tls: z
-    .strictObject({
-      caName: z.string().min(1).default("gatehouse office CA").describe("the name `gatehouse ca init` gives a new office CA"),
-      handshakeTimeout: duration("10s").describe("a client must finish its TLS handshake with gatehouse within this"),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      level: z.enum(["debug", "info", "warn", "error"]).default("info").describe("level of the program log (stderr)"),
-      access: accessLog.describe("one line per proxied request"),
-      queries: queryLog.describe("one line per DNS query"),
-    })
-    .prefault({}),
-  shutdownGrace: duration("10s").describe("on SIGTERM, open requests get this long to finish"),
-  proxy,
-  dns,
-  admin,
-  fronts: fronts.describe("the office's own servers published through gatehouse (web, FTP, mail)"),
-});
+export const configSchema = z
+  .strictObject({
+    rules: z.string().default("./rules").describe("admin-edited rule files, watched for changes"),
+    lists: z
+      .array(remoteList)
+      .default([])
+      .describe("remote block/allow lists, downloaded on a schedule and used like files in rules/"),
+    listsDir: z.string().default("./var/lists").describe("where downloaded lists are kept (last good copy of each)"),
+    certs: z
+      .string()
+      .default("./certs")
+      .describe("the office CA (ca.crt, ca.key), certificate pairs for the fronts (NAME.crt, NAME.key), upstream-ca/*.pem"),
+    tls: z
+      .strictObject({
+        caName: z.string().min(1).default("gatehouse office CA").describe("the name `gatehouse ca init` gives a new office CA"),
+        handshakeTimeout: duration("10s").describe("a client must finish its TLS handshake with gatehouse within this"),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["debug", "info", "warn", "error"]).default("info").describe("level of the program log (stderr)"),
+        access: accessLog.describe("one line per proxied request"),
+        queries: queryLog.describe("one line per DNS query"),
+      })
+      .prefault({}),
+    shutdownGrace: duration("10s").describe("on SIGTERM, open requests get this long to finish"),
+    proxy,
+    dns,
+    admin,
+    fronts: fronts.describe("the office's own servers published through gatehouse (web, FTP, mail)"),
+  })
+  .superRefine((c, ctx) => {
+    for (const clash of listenerClashes(c)) ctx.addIssue({ code: "custom", path: clash.path, message: clash.message });
+  });
+
+/** One address a part of gatehouse listens on, as the config gives it. */
+interface Listener {
+  path: (string | number)[];
+  text: string;
+  host: string | undefined;
+  port: number;
+  /** proxy, dns, admin, or fronts[i]: the listeners of one owner are not compared here. */
+  owner: string;
+}
+
+/**
+ * Two parts of gatehouse given the same address and port (the proxy and a front, say) fail at start
+ * with EADDRINUSE: said here, with the line. ":3128" (every address) takes 127.0.0.1:3128 too; the
+ * DNS server listens on TCP as well as UDP, so a TCP listener on its port clashes. Fronts that list
+ * the very same address are checked in fronts-schema.ts (web fronts of one protocol share it).
+ */
+export function listenerClashes(c: {
+  proxy: { listen: string[] };
+  dns: { listen: string[] };
+  admin: { listen: string };
+  fronts: { listen: string[] }[];
+}): { path: (string | number)[]; message: string }[] {
+  const all: Listener[] = [];
+  const add = (path: (string | number)[], text: string, owner: string) => {
+    const a = parseListen(text);
+    if (typeof a !== "string" && a.port !== 0) all.push({ path, text, host: a.host, port: a.port, owner });
+  };
+  for (const [j, t] of c.proxy.listen.entries()) add(["proxy", "listen", j], t, "proxy");
+  for (const [j, t] of c.dns.listen.entries()) add(["dns", "listen", j], t, "dns");
+  if (c.admin.listen !== "") add(["admin", "listen"], c.admin.listen, "admin");
+  for (const [i, f] of c.fronts.entries()) {
+    for (const [j, t] of f.listen.entries()) add(["fronts", i, "listen", j], t, `fronts[${i}]`);
+  }
+  const clashes: { path: (string | number)[]; message: string }[] = [];
+  const named = (l: Listener) => `${l.path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("")}`;
+  all.forEach((b, bi) => {
+    const a = all.slice(0, bi).find((a) => {
+      if (a.owner === b.owner || a.port !== b.port || !sameAddresses(a.host, b.host)) return false;
+      const bothFronts = a.owner.startsWith("fronts") && b.owner.startsWith("fronts");
+      // Fronts with the very same address: fronts-schema.ts says whether they may share it.
+      if (bothFronts && listenKey(a) === listenKey(b)) return false;
+      return true;
+    });
+    if (!a) return;
+    const dns = a.owner === "dns" || b.owner === "dns" ? " (DNS listens on TCP as well as UDP)" : "";
+    clashes.push({
+      path: b.path,
+      message: `${b.text}${wide(b, " (", ")")} and ${named(a)} (${a.text}${wide(a, ", ", "")}) would listen on the same address and port${dns}; give one of them another port`,
+    });
+  });
+  return clashes;
+}
+
+/** ":3128" and "0.0.0.0:3128" take more than one address: said, so a clash with 127.0.0.1:3128 is understood. */
+function wide(l: Listener, before: string, after: string): string {
+  const what = l.host === undefined || l.host === "::" ? "every address" : l.host === "0.0.0.0" ? "every IPv4 address" : "";
+  return what ? `${before}${what}${after}` : "";
+}
+
+const listenKey = (l: Listener) => `${l.host ?? "*"}:${l.port}`;
+
+/** Whether two listen hosts take some address in common (undefined and :: are every address). */
+function sameAddresses(a: string | undefined, b: string | undefined): boolean {
+  const kind = (h: string | undefined): { any: "all" | "v4" | undefined; ips: string[] } => {
+    if (h === undefined || h === "::" || h === "[::]") return { any: "all", ips: [] };
+    if (h === "0.0.0.0") return { any: "v4", ips: [] };
+    if (h === "localhost") return { any: undefined, ips: ["127.0.0.1", "::1"] };
+    return { any: undefined, ips: [h.toLowerCase()] };
+  };
+  const x = kind(a);
+  const y = kind(b);
+  if (x.any === "all" || y.any === "all") return true;
+  if (x.any === "v4" || y.any === "v4") {
+    const other = x.any === "v4" ? y : x;
+    return other.any === "v4" || other.ips.some((ip) => isIP(ip) === 4);
+  }
+  return x.ips.some((ip) => y.ips.includes(ip));
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -24,7 +24,11 @@ export const duration = (def: string) =>
     .transform((v, ctx) => {
       const n = parseDuration(v);
       if (n === undefined) {
-        ctx.addIssue({ code: "custom", message: "expected a duration like 30s, 500ms or 5m" });
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "expected a duration like 500ms, 30s, 5m, 2h or 180d (units ms, s, m, h, d; combined like 1h30m; a bare number is seconds)",
+        });
         return z.NEVER;
       }
       return n;

@@ -414,3 +414,32 @@ describe("gatehouse status", () => {
     }
   });
 });
+
+describe("gatehouse check and start: fronts that could not work", () => {
+  const cases: [what: string, front: string, expected: RegExp][] = [
+    [
+      "a tls.cert naming no pair in certs/",
+      '    protocol: https\n    listen: ["127.0.0.1:0"]\n    tls: { cert: nope }\n',
+      /^.*gatehouse\.yaml:\d+: fronts\[0\]\.tls\.cert: certs\/nope\.crt and certs\/nope\.key not found; put the certificate/m,
+    ],
+    [
+      "a listen address the proxy has",
+      '    protocol: http\n    listen: ["127.0.0.1:21568"]\n',
+      /^.*gatehouse\.yaml:\d+: fronts\[0\]\.listen\[0\]: 127\.0\.0\.1:21568 and proxy\.listen\[0\] \(127\.0\.0\.1:21568\) would listen on the same address and port; give one of them another port$/m,
+    ],
+  ];
+  for (const [what, front, expected] of cases) {
+    it(`refuses ${what}, in check and in start, with the line and the key`, async () => {
+      const { dir, file } = tempConfig(
+        `log:\n  access:\n    file: ""\ndns:\n  listen: []\nadmin:\n  listen: ""\nproxy:\n  listen: ["127.0.0.1:21568"]\ncerts: ./certs\nfronts:\n  - name: intranet\n    hosts: [intranet.test]\n    backend: "http://127.0.0.1:9"\n${front}`,
+      );
+      const check = await runGatehouse(["check", "-c", file], dir);
+      assert.equal(check.code, 1, check.stdout);
+      assert.match(check.stdout, expected);
+      const start = await runGatehouse(["start", "-c", file], dir);
+      assert.equal(start.code, 1, start.stderr);
+      assert.match(start.stderr, expected);
+      assert.match(start.stderr, /gatehouse: not started; fix the problems above/);
+    });
+  }
+});
