@@ -272,7 +272,8 @@ export const hostsFile: FileKind<HostsFile> = {
   name: "hosts",
   matches: (rel) => rel === "hosts",
   compile: compileHosts,
-  count: (h) => h.records.length,
+  // Names as written; the PTR records made from them are not entries the admin wrote.
+  count: (h) => h.records.filter((r) => r.type !== TYPE.PTR).length,
 };
 
 export const zoneFiles: FileKind<Zone> = {

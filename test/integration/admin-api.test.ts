@@ -172,7 +172,8 @@ describe("admin API over real traffic", () => {
     assert.match(t, /^gatehouse_cache_misses_total 2$/m);
     assert.match(t, /^gatehouse_http_upstream_duration_seconds_count 2$/m);
     assert.match(t, new RegExp(`^gatehouse_dns_upstream_duration_seconds_count\\{upstream="${content.label}"\\} 1$`, "m"));
-    assert.match(t, /^gatehouse_rules_entries 2$/m);
+    // Two block entries and the three names of the hosts file.
+    assert.match(t, /^gatehouse_rules_entries 5$/m);
     assert.match(t, /^gatehouse_rules_errors 0$/m);
     assert.match(t, /^process_cpu_user_seconds_total /m);
   });
