@@ -196,21 +196,21 @@ describe("remote lists", () => {
       lists: [{ url: `${server.url}/list.txt`, type: "block", refresh: "200ms" }],
     });
     try {
-      await eventually(() => blockedOf(proxy, "remote-one.example"), 5000, "remote list applied");
+      await eventually(() => blockedOf(proxy, "remote-one.example"), 15_000, "remote list applied");
       status = 500;
       body = "oops";
       const before = server.requests.length;
-      await eventually(() => server.requests.length > before + 1, 5000, "refetched");
+      await eventually(() => server.requests.length > before + 1, 15_000, "refetched");
       assert.equal(blockedOf(proxy, "remote-one.example"), true);
       status = 200;
       body = "<html><body>Not a list</body></html>\n";
       const again = server.requests.length;
-      await eventually(() => server.requests.length > again + 1, 5000, "refetched");
+      await eventually(() => server.requests.length > again + 1, 15_000, "refetched");
       assert.equal(blockedOf(proxy, "remote-one.example"), true);
       body = "remote-two.example\n";
       await eventually(
         () => blockedOf(proxy, "remote-two.example") && !blockedOf(proxy, "remote-one.example"),
-        5000,
+        15_000,
         "new list applied",
       );
     } finally {
