@@ -47,6 +47,8 @@ export interface FrontTarget {
   readonly name: string;
   /** An http front that only sends clients to its https twin. */
   readonly redirectToHttps: boolean;
+  /** Where redirectToHttps sends a URL: the https front serving its host, on that front's port. */
+  httpsLocation(url: URL): string;
   /** The front's cache stage, when the front has cache: true (Cache-Status names the front). */
   readonly cache: Stage<HttpExchange, HttpOutcome> | undefined;
   fetch(x: HttpExchange, opts: { maxForwards?: number }): Promise<HttpResponse>;

@@ -633,11 +633,7 @@ describe("web fronts: TLS", () => {
 });
 
 describe("web fronts: redirect port and health Host", () => {
-  // WebFront.httpsLocation gives the location; the route stage (src/http/stages/route.ts) has to
-  // call it for this to pass: until then it is a todo.
-  it("redirects an http front to the port of the https front serving that host", {
-    todo: "the route stage must use front.httpsLocation(x.url)",
-  }, async () => {
+  it("redirects an http front to the port of the https front serving that host", async () => {
     const [plain, secure] = [await freePort(), await freePort()];
     const proxy = await startProxy({
       fronts: [

@@ -30,7 +30,7 @@ export class WebFronts implements FrontPart {
   readonly name = "fronts";
   readonly fronts: string[];
   private readonly byName = new Map<string, WebFront>();
-  private readonly listeners: { key: string; part: HttpListeners }[] = [];
+  private readonly listeners: { key: string; part: HttpListeners; https: boolean; router: Router }[] = [];
 
   private readonly certs: () => FrontCertificates;
 
@@ -93,8 +93,17 @@ export class WebFronts implements FrontPart {
           : undefined,
         previous: previous?.listeners.find((l) => l.key === key)?.part,
       });
-      this.listeners.push({ key, part });
+      this.listeners.push({ key, part, https, router });
     }
+    for (const f of this.byName.values()) if (f.cfg.protocol === "http") f.httpsPort = (host) => this.httpsPort(host);
+  }
+
+  /** The port of an https front serving `host`: 443 if one listens there, else the first one's, as bound. */
+  private httpsPort(host: string): number | undefined {
+    const ports = this.listeners
+      .filter((l) => l.https && l.router.find(host) !== undefined)
+      .flatMap((l) => l.part.addresses.map((a) => a.port));
+    return ports.includes(443) ? 443 : ports[0];
   }
 
   private get parts(): Part[] {

@@ -30,7 +30,7 @@ export function routeStage(opts: { router: FrontRouter; page: PageMaker }): Stag
         return misdirected(`This connection was opened for ${sni}; a request for ${x.host} cannot be sent on it.`);
       x.front = front;
       if (front.redirectToHttps) {
-        const location = `https://${x.url.hostname}${x.url.pathname}${x.url.search}`;
+        const location = front.httpsLocation(x.url);
         x.decisions.push({ stage: "route", action: "answer", reason: "redirect to https" });
         x.log.cache = "NONE_NONE";
         return Promise.resolve({

@@ -92,7 +92,13 @@ describe("front chain", () => {
     exchange({ kind: "front", target: path, raw: [["Host", host]], client });
   /** One front for shop.example and its subdomains, fetching through `backend`. */
   const router = (backend: Backend): FrontRouter => {
-    const target: FrontTarget = { name: "shop", redirectToHttps: false, cache: undefined, fetch: (x, o) => backend.fetch(x, o) };
+    const target: FrontTarget = {
+      name: "shop",
+      redirectToHttps: false,
+      httpsLocation: (url) => `https://${url.host}${url.pathname}`,
+      cache: undefined,
+      fetch: (x, o) => backend.fetch(x, o),
+    };
     return { find: (h) => (h === "shop.example" || h.endsWith(".shop.example") ? target : undefined) };
   };
 
