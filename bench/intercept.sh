@@ -100,7 +100,12 @@ visible_hostname squid-bench
 shutdown_lifetime 0 seconds
 CONF
   chmod -R 777 "$dir"
-  squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  # As start_squid in lib.sh: -N is one process whatever `workers` says; SMP needs a master.
+  if [ "$workers" -gt 1 ]; then
+    squid --foreground -n "sq$port" -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  else
+    squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
+  fi
   PIDS+=($!)
   wait_port "$port"
 }
