@@ -7,13 +7,19 @@ import { RCODE, TYPE_NAME } from "./wire.js";
 
 type CacheConfig = Config["dns"]["cache"];
 
-interface Entry {
+export interface Entry {
   answer: StoredAnswer;
   storedAt: number;
   /** Seconds the answer may be served fresh (after min/max TTL). */
   ttl: number;
   hits: number;
   refreshing: boolean;
+}
+
+/** An entry that may be served fresh, and its age in whole seconds. */
+export interface FreshEntry {
+  readonly entry: Entry;
+  readonly age: number;
 }
 
 // RFC 8767 §4: a stale answer goes out with a short TTL so clients come back soon.
@@ -68,37 +74,64 @@ export class DnsCache {
     return { name: "cache", handle: (x, next) => this.handle(x, next, tasks) };
   }
 
+  /** The key of a question's entry: DO clients get DNSSEC records the others do not, so a separate one. */
+  static key(type: number, qclass: number, dnssecOk: boolean, name: string): string {
+    return `${type}/${qclass}/${dnssecOk ? "do/" : ""}${name}`;
+  }
+
+  /**
+   * The entry under `key` if it may still be served fresh, with its age in whole seconds; nothing is
+   * counted (the fast path checks everything else before it calls served()).
+   */
+  fresh(key: string, now: number): FreshEntry | undefined {
+    const entry = this.lru?.get(key);
+    if (!entry) return undefined;
+    const age = Math.floor((now - entry.storedAt) / 1000);
+    return age < entry.ttl ? { entry, age } : undefined;
+  }
+
+  /**
+   * A fresh entry goes out: counted as a hit, and a popular one is refreshed in the background
+   * shortly before it expires. `refresh` makes the refresh's own exchange (the client's is answered
+   * already); `next` asks upstream.
+   */
+  served(
+    key: string,
+    hit: FreshEntry,
+    refresh: () => DnsExchange,
+    next: Handler<DnsExchange, DnsOutcome>,
+    tasks: Tasks,
+  ): DnsOutcome & { kind: "upstream" } {
+    const { entry, age } = hit;
+    entry.hits++;
+    if (
+      this.cfg.prefetch &&
+      !entry.refreshing &&
+      entry.hits > 1 &&
+      entry.ttl >= 10 &&
+      entry.ttl - age <= entry.ttl * PREFETCH_WINDOW
+    ) {
+      entry.refreshing = true;
+      const x = refresh();
+      tasks.run(`prefetch ${x.name} ${TYPE_NAME[x.type] ?? x.type}`, () =>
+        this.fetch(key, x, next).finally(() => {
+          entry.refreshing = false;
+        }),
+      );
+    }
+    return { kind: "upstream", answer: entry.answer, age, result: "cached" };
+  }
+
   private async handle(x: DnsExchange, next: Handler<DnsExchange, DnsOutcome>, tasks: Tasks): Promise<DnsOutcome> {
     const lru = this.lru;
     if (!lru) return next(x);
-    // DO clients get DNSSEC records the others do not: a separate entry.
-    const key = `${x.type}/${x.qclass}/${x.dnssecOk ? "do/" : ""}${x.name}`;
+    const key = DnsCache.key(x.type, x.qclass, x.dnssecOk, x.name);
     const now = this.now();
     if (x.mode === "explain") return this.explain(lru.peek(key), x, next, now);
-    const entry = lru.get(key);
-    if (entry) {
-      const age = Math.floor((now - entry.storedAt) / 1000);
-      if (age < entry.ttl) {
-        entry.hits++;
-        if (
-          this.cfg.prefetch &&
-          !entry.refreshing &&
-          entry.hits > 1 &&
-          entry.ttl >= 10 &&
-          entry.ttl - age <= entry.ttl * PREFETCH_WINDOW
-        ) {
-          entry.refreshing = true;
-          // The client's exchange is answered already: the refresh gets one of its own.
-          const refresh: DnsExchange = { ...x, decisions: [], log: {} };
-          tasks.run(`prefetch ${x.name} ${TYPE_NAME[x.type] ?? x.type}`, () =>
-            this.fetch(key, refresh, next).finally(() => {
-              entry.refreshing = false;
-            }),
-          );
-        }
-        return { kind: "upstream", answer: entry.answer, age, result: "cached" };
-      }
-    }
+    const hit = this.fresh(key, now);
+    if (hit) return this.served(key, hit, () => ({ ...x, decisions: [], log: {} }), next, tasks);
+    // Kept past its TTL: served only if every upstream fails.
+    const entry = lru.peek(key);
     let outcome: DnsOutcome;
     try {
       outcome = await this.fetch(key, x, next);

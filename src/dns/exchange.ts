@@ -34,6 +34,14 @@ export interface DnsExchange {
 export interface StoredAnswer {
   bytes: Buffer;
   info: AnswerInfo;
+  /**
+   * The rules generation (DnsResolver) under which the CNAME stage last found no target of this
+   * answer blocked; 0: never. A number, not the rule set: a cached answer must not keep replaced
+   * rules alive.
+   */
+  cnamesAllowed: number;
+  /** The query log's summary of the answer section (describeAnswer), made on first use. */
+  summary: string | undefined;
 }
 
 /** Which name was blocked (the one asked, or one in its CNAME chain), by which stage and rule. */
@@ -88,18 +96,24 @@ function adaptAnswer(q: ParsedQuery, outcome: Extract<DnsOutcome, { kind: "upstr
     out.writeUInt32BE(ttl, off);
   }
   if (withOpt) {
-    optRecord(1232, q.edns?.do === true).copy(out, bytes.length);
+    ourOpt(q).copy(out, bytes.length);
     out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
   }
   if (out.length <= maxSize) return out;
-  return truncatedResponse(out, 12 + q.questionBytes.length, withOpt ? optRecord(1232, q.edns?.do === true) : undefined);
+  return truncatedResponse(out, 12 + q.questionBytes.length, withOpt ? ourOpt(q) : undefined);
 }
+
+// Our OPT record on answers that are not built here (buildResponse makes its own, with the rcode's
+// high bits): read-only, copied into each answer.
+const OPT = optRecord(1232, false);
+const OPT_DO = optRecord(1232, true);
+const ourOpt = (q: ParsedQuery): Buffer => (q.edns?.do ? OPT_DO : OPT);
 
 /** A message built here, cut to header and question with TC when it does not fit. */
 function fitMessage(q: ParsedQuery, bytes: Buffer, maxSize: number): Buffer {
   if (bytes.length <= maxSize) return bytes;
   const withOpt = q.edns !== undefined;
-  return truncatedResponse(bytes, 12 + q.questionBytes.length, withOpt ? optRecord(1232, q.edns?.do === true) : undefined);
+  return truncatedResponse(bytes, 12 + q.questionBytes.length, withOpt ? ourOpt(q) : undefined);
 }
 
 /** The largest answer a client takes: 512 bytes plain UDP, its EDNS size capped at 1232, 64 KiB TCP. */

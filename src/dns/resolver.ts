@@ -6,10 +6,11 @@ import type { Events, QueryEvent } from "../events/events.js";
 import type { Part } from "../lifecycle/part.js";
 import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
-import { isLoopback, type ListenAddress, parseHostPort, parseListen } from "../net/address.js";
+import { AddressSet, isLoopback, type ListenAddress, parseHostPort, parseListen } from "../net/address.js";
 import { compose, type Decision, type Handler, type RuleRef } from "../pipeline/stage.js";
 import type { Rules } from "../rules/rules.js";
-import { DnsCache } from "./cache.js";
+import type { RuleSet } from "../rules/ruleset.js";
+import { DnsCache, type FreshEntry } from "./cache.js";
 import {
   type BlockInfo,
   type DnsClient,
@@ -18,6 +19,7 @@ import {
   type DnsOutcome,
   type DnsResult,
   encodeOutcome,
+  type StoredAnswer,
 } from "./exchange.js";
 import { Forwarder, type UpstreamServer } from "./forwarder.js";
 import { hostsFile, LocalRecords, zoneFiles } from "./local.js";
@@ -28,13 +30,25 @@ import {
   cnameStage,
   localStage,
   policyStage,
+  RateLimiter,
   rateLimitStage,
   specialNamesStage,
   unsupportedStage,
   type WpadOptions,
   wpadStage,
 } from "./stages.js";
-import { addressOf, CLASS, describeAnswer, encodeName, parseQuery, RCODE, readName, TYPE } from "./wire.js";
+import {
+  addressOf,
+  CLASS,
+  describeAnswer,
+  encodeName,
+  type ParsedQuery,
+  parseQuery,
+  quickQuery,
+  RCODE,
+  readName,
+  TYPE,
+} from "./wire.js";
 
 export interface ResolvedAddress {
   address: string;
@@ -115,6 +129,9 @@ export interface ResolverOptions {
  * Terminal: the forwarder (conditional forwarding, failover, TCP retry, scrubbing); for explain, a
  * terminal that only says where the question would go.
  *
+ * Ahead of the chain, answerNow() answers a wire client's cache hit whose way through stages 3 to 6
+ * is already known (see Known), checking only the ACL and the rate limit again.
+ *
  * A Part: prepare subscribes to rule changes (local records), commit takes the previous resolver's
  * cache over, dispose unsubscribes, lets background refreshes and queries in flight finish, closes
  * the forwarder and drops the cache unless a successor took it.
@@ -138,6 +155,21 @@ export class DnsResolver implements Part {
   private readonly log: Logger;
   private readonly events: Events;
   private readonly now: () => number;
+  private readonly allowed: AddressSet;
+  private readonly limiter: RateLimiter;
+  private readonly terminal: Handler<DnsExchange, DnsOutcome>;
+  /**
+   * Per client address, then per quickQuery key: questions the chain let through to the cache,
+   * under the rules generation and in the clock minute below (emptied when either moves on).
+   */
+  private known = new Map<string, Map<string, Known>>();
+  private knownCount = 0;
+  private knownGeneration = 0;
+  /** Epoch ms (wall clock) when the minute `known` is for ends. */
+  private knownUntil = 0;
+  /** The rules and local records of `generation`, to see them change (see generation()). */
+  private generationOf: { rules: RuleSet; local: LocalRecords } | undefined;
+  private generationNumber = 0;
 
   constructor(o: ResolverOptions) {
     this.cfg = o.cfg;
@@ -158,14 +190,16 @@ export class DnsResolver implements Part {
     const forward = Object.fromEntries(Object.entries(o.cfg.forward).map(([d, list]) => [d, list.map(toServer)]));
     this.forwarder = new Forwarder(defaults, forward, o.cfg.timeout, this.now);
     this.local = this.buildLocal();
+    this.allowed = new AddressSet(o.cfg.clients);
+    this.limiter = new RateLimiter({
+      perSecond: o.cfg.rateLimit,
+      slip: o.cfg.rateLimitSlip,
+      warn: (fields, msg) => this.log.warn(fields, msg),
+      now: this.now,
+    });
     const stages = [
-      aclStage(o.cfg.clients),
-      rateLimitStage({
-        perSecond: o.cfg.rateLimit,
-        slip: o.cfg.rateLimitSlip,
-        warn: (fields, msg) => this.log.warn(fields, msg),
-        now: this.now,
-      }),
+      aclStage(this.allowed),
+      rateLimitStage(this.limiter),
       chaosStage(o.cfg.chaos),
       unsupportedStage(),
       anyStage(),
@@ -176,7 +210,8 @@ export class DnsResolver implements Part {
       cnameStage(() => this.rules.current, o.cfg),
       this.cache.stage(this.tasks),
     ];
-    this.serve = compose(stages, (x) => this.forward(x));
+    this.terminal = (x) => this.forward(x);
+    this.serve = compose(stages, this.terminal);
     this.explainChain = compose(stages, (x) => this.unasked(x));
   }
 
@@ -250,7 +285,61 @@ export class DnsResolver implements Part {
     return { client, mode, name, type, qclass, dnssecOk: false, ednsVersion: undefined, decisions: [], log: {} };
   }
 
-  /** One query from the wire; null means no answer at all (dropped). */
+  /**
+   * One query from the wire, answered at once when it can be: a cache hit for a client and question
+   * that the stages let through to a cached answer before, under the rules, local records and
+   * clock minute in force now (see Known). Only the ACL and the rate limit are checked again (one
+   * fixed, the other counted per query); the answer, the event and the cache's counting are the
+   * chain's own. undefined: not known, ask answer().
+   */
+  answerNow(wire: Buffer, client: { address: string; transport: "udp" | "tcp" }): Buffer | null | undefined {
+    const started = performance.now();
+    const generation = this.knownNow();
+    // Nothing known (a stream of names asked once): not even the question is read.
+    if (this.knownCount === 0) return undefined;
+    const qq = quickQuery(wire);
+    if (qq === undefined) return undefined;
+    const known = this.known.get(client.address)?.get(qq.key);
+    if (known === undefined) return undefined;
+    if (!this.allowed.has(client.address)) return undefined;
+    const hit = this.cache.fresh(known.cacheKey, this.now());
+    if (hit === undefined) return undefined;
+    // An answer with a CNAME chain the chain has not checked under these rules (a refresh, a new
+    // fetch after expiry) goes through it.
+    const { answer } = hit.entry;
+    if (answer.info.cnameTargets.length > 0 && answer.cnamesAllowed !== generation) return undefined;
+    const x: DnsExchange = {
+      client,
+      mode: "serve",
+      name: known.name,
+      type: known.type,
+      qclass: CLASS.IN,
+      dnssecOk: qq.edns?.do === true,
+      ednsVersion: qq.edns?.version,
+      decisions: [],
+      log: {},
+    };
+    const outcome = this.limiter.check(x) ?? this.knownHit(x, known, hit);
+    const q: ParsedQuery = {
+      id: qq.id,
+      flags: qq.flags,
+      question: { name: known.name, type: known.type, class: CLASS.IN, end: qq.end },
+      questionBytes: wire.subarray(12, qq.end),
+      edns: qq.edns,
+    };
+    const bytes = encodeOutcome(q, outcome, client.transport);
+    if (this.events.query.active) this.events.query.emit(this.queryEvent(x, outcome, bytes, performance.now() - started));
+    return bytes;
+  }
+
+  /** A known question's cache hit: the decisions the chain made for it, and the cache's counting. */
+  private knownHit(x: DnsExchange, known: Known, hit: FreshEntry): DnsOutcome {
+    for (const d of known.decisions) x.decisions.push(d);
+    if (known.rule) x.log.rule = known.rule;
+    return this.cache.served(known.cacheKey, hit, () => ({ ...x, decisions: [], log: {} }), this.terminal, this.tasks);
+  }
+
+  /** One query from the wire, through every stage; null means no answer at all (dropped). */
   async answer(wire: Buffer, client: { address: string; transport: "udp" | "tcp" }): Promise<Buffer | null> {
     const started = performance.now();
     const q = parseQuery(wire);
@@ -271,6 +360,9 @@ export class DnsResolver implements Part {
       decisions: [],
       log: {},
     };
+    // What the stages' way depends on, taken before they run (see Known).
+    const generation = this.generation();
+    const until = minuteEnd(Date.now());
     let outcome: DnsOutcome;
     // Inline rather than through run(): one async frame less on every query.
     try {
@@ -278,13 +370,83 @@ export class DnsResolver implements Part {
     } catch (err) {
       outcome = this.failed(x, err);
     }
+    if (outcome.kind === "upstream" && (outcome.result === "cached" || outcome.result === "forwarded"))
+      this.remember(wire, x, outcome, generation, until);
     const bytes = encodeOutcome(q, outcome, client.transport);
     if (this.events.query.active) this.events.query.emit(this.queryEvent(x, outcome, bytes, performance.now() - started));
     return bytes;
   }
 
+  /**
+   * A number for the rules and local records in force, new whenever either is replaced (both are
+   * rebuilt whole on any change) and never reused, even by another resolver sharing the cache.
+   */
+  private generation(): number {
+    const g = this.generationOf;
+    const rules = this.rules.current;
+    if (g === undefined || g.rules !== rules || g.local !== this.local) {
+      this.generationOf = { rules, local: this.local };
+      this.generationNumber = ++generations;
+    }
+    return this.generationNumber;
+  }
+
+  /** The generation in force; `known` emptied first if it is of another one or another minute. */
+  private knownNow(): number {
+    const generation = this.generation();
+    const now = Date.now();
+    if (generation !== this.knownGeneration || now >= this.knownUntil) this.forget(generation, minuteEnd(now));
+    return generation;
+  }
+
+  private forget(generation: number, until: number): void {
+    this.known = new Map();
+    this.knownCount = 0;
+    this.knownGeneration = generation;
+    this.knownUntil = until;
+  }
+
+  /**
+   * The chain let this question through to an upstream answer under `generation`, in the minute
+   * ending at `until`. A cached one is remembered for answerNow: a name is answered ahead of the
+   * chain from its third query on, so a stream of names asked once (misses) costs nothing here.
+   */
+  private remember(
+    wire: Buffer,
+    x: DnsExchange,
+    outcome: Extract<DnsOutcome, { kind: "upstream" }>,
+    generation: number,
+    until: number,
+  ): void {
+    // Rules, local records or the minute changed while the query was upstream or queued: what
+    // the chain decided may not hold now.
+    if (generation !== this.knownNow() || until !== this.knownUntil) return;
+    // The CNAME stage passed this answer under these rules (a block is not an upstream outcome).
+    outcome.answer.cnamesAllowed = generation;
+    const address = x.client.address;
+    if (outcome.result !== "cached" || address === undefined || x.qclass !== CLASS.IN) return;
+    // A question the quick reader does not read is never looked for.
+    const qq = quickQuery(wire);
+    if (qq === undefined) return;
+    // Far more than an office's clients times names in one minute: start over rather than grow.
+    if (this.knownCount >= MAX_KNOWN) this.forget(generation, until);
+    let forClient = this.known.get(address);
+    if (forClient === undefined) {
+      forClient = new Map();
+      this.known.set(address, forClient);
+    }
+    if (!forClient.has(qq.key)) this.knownCount++;
+    forClient.set(qq.key, {
+      name: x.name,
+      type: x.type,
+      cacheKey: DnsCache.key(x.type, x.qclass, x.dnssecOk, x.name),
+      decisions: [...x.decisions],
+      rule: x.log.rule,
+    });
+  }
+
   private queryEvent(x: DnsExchange, outcome: DnsOutcome, bytes: Buffer | null, ms: number): QueryEvent {
-    return new AnsweredQuery(this.now(), x, outcome.result, bytes, ms);
+    return new AnsweredQuery(this.now(), x, outcome.result, bytes, ms, outcome.kind === "upstream" ? outcome.answer : undefined);
   }
 
   /**
@@ -317,6 +479,36 @@ export class DnsResolver implements Part {
   }
 }
 
+// Decisions are kept for the clock minute they were made in: firewall rules with "at" and "on" read
+// the wall clock to the minute (boundaries are whole minutes in every time zone).
+const MINUTE = 60_000;
+// Questions remembered for answerNow, over every client, in one minute.
+const MAX_KNOWN = 100_000;
+
+/** Epoch ms when the wall-clock minute of `ms` ends. */
+const minuteEnd = (ms: number): number => (Math.floor(ms / MINUTE) + 1) * MINUTE;
+/** The last rules generation numbered, over every resolver (they may share one cache). */
+let generations = 0;
+
+/**
+ * A question a client asked that stages 1 to 6 let through to a cached answer. What that way
+ * depended on: the ACL (fixed per resolver, checked again anyway), the rate limit (counted again on
+ * every query), the rules and local records (their generation) and the wall clock's minute
+ * (firewall time rules), for which `known` as a whole is kept; the client address (firewall
+ * "from") and the question itself (name, type, class, DO; an EDNS version other than 0 is never
+ * read quickly), its keys. CHAOS, ANY, zone transfers, local, WPAD and special names never reach
+ * the cache, so they are never remembered. The CNAME chain depends on the answer too:
+ * StoredAnswer.cnamesAllowed. Neither the answer nor the rules are held here, so replaced rules and
+ * evicted answers are not kept alive.
+ */
+interface Known {
+  name: string;
+  type: number;
+  cacheKey: string;
+  decisions: readonly Decision[];
+  rule: RuleRef | undefined;
+}
+
 /**
  * A query event for a wire client. The answer summary walks the answer's records, which a sink that
  * does not print it (a metric, a dashboard counter) should not pay for on every query: it is made
@@ -339,6 +531,8 @@ class AnsweredQuery implements QueryEvent {
     readonly result: DnsResult,
     private readonly bytes: Buffer | null,
     readonly ms: number,
+    /** The cached or forwarded answer `bytes` were made from, if any. */
+    private readonly stored: StoredAnswer | undefined,
   ) {
     this.client = x.client.address as string;
     this.proto = x.client.transport === "tcp" ? "tcp" : "udp";
@@ -351,14 +545,21 @@ class AnsweredQuery implements QueryEvent {
   }
 
   get answer(): string {
-    if (this.summary === undefined) {
-      try {
-        this.summary = this.bytes ? describeAnswer(this.bytes).answer : "-";
-      } catch {
-        this.summary = "(unreadable)";
-      }
-    }
+    if (this.summary === undefined) this.summary = this.describe();
     return this.summary;
+  }
+
+  private describe(): string {
+    const { bytes, stored } = this;
+    if (!bytes) return "-";
+    try {
+      // An upstream answer sent whole has the stored answer section: its summary is made once.
+      if (stored && ((bytes[2] as number) & 0x02) === 0 && ((stored.bytes[2] as number) & 0x02) === 0)
+        return (stored.summary ??= describeAnswer(stored.bytes).answer);
+      return describeAnswer(bytes).answer;
+    } catch {
+      return "(unreadable)";
+    }
   }
 }
 

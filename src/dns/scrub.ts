@@ -65,7 +65,7 @@ export function storeableAnswer(bytes: Buffer, qname: string): StoredAnswer {
   } else {
     clean = rebuild(bytes, questionEnd, kept);
   }
-  return { bytes: clean, info: inspectAnswer(clean) };
+  return { bytes: clean, info: inspectAnswer(clean), cnamesAllowed: 0, summary: undefined };
 }
 
 function keptRecords(bytes: Buffer, spans: readonly Span[], qname: string): Span[] {

@@ -1,5 +1,5 @@
 import type { Config } from "../config/schema.js";
-import { AddressSet } from "../net/address.js";
+import type { AddressSet } from "../net/address.js";
 import type { Stage } from "../pipeline/stage.js";
 import type { RuleSet } from "../rules/ruleset.js";
 import type { BlockInfo, DnsExchange, DnsOutcome } from "./exchange.js";
@@ -15,9 +15,8 @@ const answer = (parts: ResponseParts, result: DnsOutcome["result"], blocked?: Bl
 const REFUSED: ResponseParts = { rcode: RCODE.REFUSED };
 const NXDOMAIN: ResponseParts = { rcode: RCODE.NXDOMAIN };
 
-/** Only office clients may ask: others get REFUSED, so this is never an open resolver. */
-export function aclStage(clients: readonly string[]): DnsStage {
-  const allowed = new AddressSet(clients);
+/** Only office clients (dns.clients) may ask: others get REFUSED, so this is never an open resolver. */
+export function aclStage(allowed: AddressSet): DnsStage {
   return {
     name: "acl",
     handle(x, next) {
@@ -57,41 +56,56 @@ const WARN_EVERY_MS = 60_000;
  * query is dropped, except every `slip`-th, which gets an empty answer with TC set (as NSD's and
  * BIND's RRL slip): a real client behind the address retries over TCP and is answered, a forged
  * flood gets nothing larger than it sent. The start of limiting is logged once a minute per client.
+ * One per resolver, shared by its stage and its fast path for cache hits, so a query is counted
+ * once whichever way it is answered.
  */
-export function rateLimitStage(o: RateLimitOptions): DnsStage {
-  const buckets = new Map<string, Bucket>();
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(private readonly o: RateLimitOptions) {}
+
+  /** Takes a token for the query; undefined when it may go on, else its outcome (decision pushed). */
+  check(x: DnsExchange): DnsOutcome | undefined {
+    const o = this.o;
+    if (o.perSecond === 0 || x.client.transport !== "udp") return undefined;
+    const address = x.client.address as string;
+    const now = o.now();
+    let b = this.buckets.get(address);
+    if (!b) {
+      // A flood of forged sources must not grow this map without bound.
+      if (this.buckets.size >= MAX_BUCKETS) this.buckets.clear();
+      b = { tokens: o.perSecond, at: now, over: 0, warnedAt: Number.NEGATIVE_INFINITY };
+      this.buckets.set(address, b);
+    }
+    b.tokens = Math.min(o.perSecond, b.tokens + ((now - b.at) / 1000) * o.perSecond);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      b.over = 0;
+      return undefined;
+    }
+    if (b.over++ === 0 && now - b.warnedAt >= WARN_EVERY_MS) {
+      b.warnedAt = now;
+      o.warn(
+        { client: address, limit: o.perSecond },
+        `DNS client ${address} is over dns.rateLimit (${o.perSecond} UDP queries a second): ` +
+          `${o.slip > 0 ? `1 in ${o.slip} of the excess is answered with TC (retry over TCP), the rest dropped` : "the excess is dropped"}; ` +
+          "raise dns.rateLimit if this address is a router with many clients behind it",
+      );
+    }
+    x.decisions.push({ stage: "ratelimit", action: "deny", reason: `over ${o.perSecond} queries a second` });
+    if (o.slip > 0 && b.over % o.slip === 0)
+      return { kind: "parts", parts: { rcode: RCODE.NOERROR, truncated: true }, result: "ratelimited" };
+    return { kind: "drop", result: "ratelimited" };
+  }
+}
+
+export function rateLimitStage(limiter: RateLimiter): DnsStage {
   return {
     name: "ratelimit",
     handle(x, next) {
-      if (o.perSecond === 0 || x.client.transport !== "udp") return next(x);
-      const address = x.client.address as string;
-      const now = o.now();
-      let b = buckets.get(address);
-      if (!b) {
-        // A flood of forged sources must not grow this map without bound.
-        if (buckets.size >= MAX_BUCKETS) buckets.clear();
-        b = { tokens: o.perSecond, at: now, over: 0, warnedAt: Number.NEGATIVE_INFINITY };
-        buckets.set(address, b);
-      }
-      b.tokens = Math.min(o.perSecond, b.tokens + ((now - b.at) / 1000) * o.perSecond);
-      b.at = now;
-      if (b.tokens >= 1) {
-        b.tokens -= 1;
-        b.over = 0;
-        return next(x);
-      }
-      if (b.over++ === 0 && now - b.warnedAt >= WARN_EVERY_MS) {
-        b.warnedAt = now;
-        o.warn(
-          { client: address, limit: o.perSecond },
-          `DNS client ${address} is over dns.rateLimit (${o.perSecond} UDP queries a second): ` +
-            `${o.slip > 0 ? `1 in ${o.slip} of the excess is answered with TC (retry over TCP), the rest dropped` : "the excess is dropped"}; ` +
-            "raise dns.rateLimit if this address is a router with many clients behind it",
-        );
-      }
-      x.decisions.push({ stage: "ratelimit", action: "deny", reason: `over ${o.perSecond} queries a second` });
-      if (o.slip > 0 && b.over % o.slip === 0) return answer({ rcode: RCODE.NOERROR, truncated: true }, "ratelimited");
-      return Promise.resolve({ kind: "drop", result: "ratelimited" });
+      const limited = limiter.check(x);
+      return limited ? Promise.resolve(limited) : next(x);
     },
   };
 }

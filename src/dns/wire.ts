@@ -207,6 +207,74 @@ export function parseQuery(buf: Buffer): ParsedQuery | QueryProblem {
   }
 }
 
+/** A plain query read for the hot path (quickQuery): its question as a key, not as a name. */
+export interface QuickQuery {
+  /**
+   * The question's bytes (name, type, class) with ASCII letters lower-cased, then one byte for the
+   * DO bit, as a latin1 string: equal keys, equal questions as the resolver sees them.
+   */
+  key: string;
+  id: number;
+  flags: number;
+  /** Offset just past the question. */
+  end: number;
+  edns: ParsedQuery["edns"];
+}
+
+// quickQuery lower-cases into this, then reads the key out of it in one call: 256 name bytes, type,
+// class and the DO byte at most.
+const keyScratch = Buffer.allocUnsafe(264);
+
+/**
+ * The common query read without building its name: one question whose name is plain labels
+ * (printable ASCII, no dot or backslash inside a label, no compression pointer), no answer or
+ * authority records, and nothing or an EDNS0 OPT record as the additional section. undefined for
+ * anything else, which parseQuery reads in full (and answers with FORMERR, NOTIMP or BADVERS if it
+ * must): this never decides that a query is bad, only that it is plain.
+ */
+export function quickQuery(buf: Buffer): QuickQuery | undefined {
+  const len = buf.length;
+  // Header, a root name, type and class at least. QR clear and opcode 0 (QUERY).
+  if (len < 17 || ((buf[2] as number) & 0xf8) !== 0) return undefined;
+  // QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1.
+  if (buf.readUInt32BE(4) !== 0x00010000 || buf[8] !== 0 || buf[9] !== 0 || buf[10] !== 0) return undefined;
+  const additional = buf[11] as number;
+  if (additional > 1) return undefined;
+  let pos = 12;
+  for (;;) {
+    if (pos >= len) return undefined;
+    const length = buf[pos] as number;
+    keyScratch[pos - 12] = length;
+    if (length === 0) break;
+    // 64 and up: a compression pointer or a label type this path does not read.
+    if (length > 63) return undefined;
+    const end = pos + 1 + length;
+    if (end > len || end - 12 > 255) return undefined;
+    for (let i = pos + 1; i < end; i++) {
+      const c = buf[i] as number;
+      // The bytes readName escapes: the slow path (rare in real names).
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) return undefined;
+      keyScratch[i - 12] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+    }
+    pos = end;
+  }
+  const end = pos + 5;
+  if (end > len) return undefined;
+  keyScratch[pos - 11] = buf[pos + 1] as number;
+  keyScratch[pos - 10] = buf[pos + 2] as number;
+  keyScratch[pos - 9] = buf[pos + 3] as number;
+  keyScratch[pos - 8] = buf[pos + 4] as number;
+  let edns: QuickQuery["edns"];
+  if (additional === 1) {
+    // Only an OPT record owned by the root, whole, of EDNS version 0.
+    if (end + 11 > len || buf[end] !== 0 || buf.readUInt16BE(end + 1) !== TYPE.OPT || buf[end + 6] !== 0) return undefined;
+    if (end + 11 + buf.readUInt16BE(end + 9) > len) return undefined;
+    edns = { udpSize: Math.max(512, buf.readUInt16BE(end + 3)), do: ((buf[end + 7] as number) & 0x80) !== 0, version: 0 };
+  }
+  keyScratch[end - 12] = edns?.do ? 1 : 0;
+  return { key: keyScratch.toString("latin1", 0, end - 11), id: buf.readUInt16BE(0), flags: buf.readUInt16BE(2), end, edns };
+}
+
 export function skipRecord(buf: Buffer, off: number): number {
   const nameEnd = skipName(buf, off);
   if (nameEnd + 10 > buf.length) throw new WireError("record runs past the end");
