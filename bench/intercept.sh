@@ -119,7 +119,7 @@ for _ in $(seq 1 "$TRANSFERS"); do printf 'url = "%s"\noutput = /dev/null\n' "$U
 hits() {
   local start end
   start=$(date +%s.%N)
-  curl -s --parallel --parallel-max "$CONNS" -x "http://127.0.0.1:$2" --cacert "$3" \
+  curl -s --no-progress-meter --parallel --parallel-max "$CONNS" -x "http://127.0.0.1:$2" --cacert "$3" \
     -w "%{time_total} %{http_code}\n" -K "$D/urls.cfg" >"$D/times" || true
   end=$(date +%s.%N)
   sort -g "$D/times" | awk -v n="$1" -v s="$start" -v e="$end" \
