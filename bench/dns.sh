@@ -4,15 +4,24 @@
 #  - cached: a small set of names asked over and over (all answered from each cache);
 #  - miss, cache empty: names never asked before, right after a start;
 #  - miss, cache full: names never asked before, after each cache was filled with CACHE_SIZE others.
-# Unbound runs twice: Debian's 1 thread and 2 threads (its best on 2 cores). Prints QPS, p99
+# Each at two load shapes: 4 clients with 100 queries in flight (an office), and 20 clients with
+# 200 in flight (saturating). Unbound runs twice: Debian's 1 thread and 2 threads (its best on 2
+# cores). gatehouse runs as shipped, its query log written to a file, except dns.rateLimit: 0
+# (dnsperf is one address far above the default 10000 a second). GH_BASELINE=DIR adds the
+# gatehouse built in DIR (a checkout with dist/, e.g. the previous commit's) to the same
+# alternating run, as gatehouse-base. The cached runs include node-echo, a bare Node UDP socket
+# that sends each query back as its answer: the ceiling of one Node thread here. Prints QPS, p99
 # latency and the ratios.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 need_debian dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound nsd:nsd
 
 SECS=${SECS:-8}
+# Rounds of the cached runs (the median is printed); misses are one run each (every name is new).
+ROUNDS=${ROUNDS:-2}
 CACHE_SIZE=${CACHE_SIZE:-10000}
-NSD=$(free_port); GH=$(free_port); DM=$(free_port); UB=$(free_port); UB2=$(free_port)
+NSD=$(free_port); GH=$(free_port); GB=$(free_port); DM=$(free_port); UB=$(free_port); UB2=$(free_port); ECHO=$(free_port)
+SHAPES=("4 100" "20 200")
 UB_PIDS=()
 
 mkdir -p "$BENCH_DIR/nsd"
@@ -90,8 +99,10 @@ CONF
   UB_PIDS+=($!)
   PIDS+=($!)
 }
+# start_gh NAME PORT TREE: a gatehouse from TREE (its bin/ and dist/), its files named NAME.
 start_gh() {
-  cat > "$BENCH_DIR/gh-dns.yaml" <<CONF
+  local name=$1 port=$2 tree=$3
+  cat > "$BENCH_DIR/$name.yaml" <<CONF
 rules: $BENCH_DIR/rules
 listsDir: $BENCH_DIR/lists
 proxy:
@@ -99,7 +110,7 @@ proxy:
 admin:
   listen: ""
 dns:
-  listen: ["127.0.0.1:$GH"]
+  listen: ["127.0.0.1:$port"]
   upstreams: ["127.0.0.1:$NSD"]
   rateLimit: 0
   cache:
@@ -107,20 +118,31 @@ dns:
 log:
   level: warn
   access:
-    file: ""
+    file: $BENCH_DIR/$name-access.log
   queries:
-    file: ""
+    file: $BENCH_DIR/$name-queries.log
 CONF
   mkdir -p "$BENCH_DIR/rules"
-  node "$ROOT/bin/gatehouse.js" start -c "$BENCH_DIR/gh-dns.yaml" 2>"$BENCH_DIR/gh-dns.err" &
-  GH_PID=$!
-  PIDS+=($GH_PID)
+  node "$tree/bin/gatehouse.js" start -c "$BENCH_DIR/$name.yaml" 2>"$BENCH_DIR/$name.err" &
+  GH_PIDS+=($!)
+  PIDS+=($!)
 }
+# The one-thread Node ceiling: no parsing, no cache, no log; the query with QR set is the answer.
+node -e '
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => { m[2] |= 0x80; s.send(m, r.port, r.address); });
+s.bind(Number(process.argv[1]), "127.0.0.1");' "$ECHO" &
+PIDS+=($!)
+
+GH_PIDS=()
 restart_all() {
-  for p in ${GH_PID:-} ${DM_PID:-} "${UB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${GH_PIDS[@]:-}" ${DM_PID:-} "${UB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   UB_PIDS=()
+  GH_PIDS=()
   sleep 0.5
-  start_gh; start_dnsmasq; start_unbound "$UB" 1; start_unbound "$UB2" 2
+  start_gh gh-dns "$GH" "$ROOT"
+  [ -n "${GH_BASELINE:-}" ] && start_gh gh-base "$GB" "$GH_BASELINE"
+  start_dnsmasq; start_unbound "$UB" 1; start_unbound "$UB2" 2
   sleep 1.5
 }
 
@@ -133,12 +155,13 @@ miss_file() {
   echo "$BENCH_DIR/$1.txt"
 }
 
-# dnsperf NAME PORT FILE [once]: "NAME qps p99ms"; p99 from a short verbose run on the same file.
-# "once" sends each line of FILE at most once (miss runs: every name new); otherwise FILE loops.
+# perf NAME PORT FILE CLIENTS INFLIGHT [once]: "NAME qps p99ms"; p99 from a short verbose run on
+# the same file at the same shape. "once" sends each line of FILE at most once (miss runs: every
+# name new); otherwise FILE loops.
 perf() {
-  local name=$1 port=$2 file=$3 once=${4:-}
+  local name=$1 port=$2 file=$3 c=$4 q=$5 once=${6:-}
   local out qps p99
-  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECS" -c 20 -q 200 -t 2 ${once:+-n 1} 2>&1)
+  out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECS" -c "$c" -q "$q" -t 2 ${once:+-n 1} 2>&1)
   qps=$(awk '/Queries per second/ {print $4}' <<<"$out")
   # Only answers count: a server that fails fast must not look fast.
   local ok
@@ -146,45 +169,72 @@ perf() {
   [ "${ok%.*}" -ge 99 ] 2>/dev/null || echo "warning: $name answered NOERROR to only ${ok:-0}% of queries: $(grep -E 'Response codes|lost' <<<"$out" | tr -s ' ' | tr '\n' ' ')" >&2
   local p99file=$file
   [ -n "$once" ] && p99file=${file%.txt}-p99.txt
-  p99=$(dnsperf -s 127.0.0.1 -p "$port" -d "$p99file" -l 2 -c 20 -q 200 -t 2 ${once:+-n 1} -v 2>/dev/null |
+  p99=$(dnsperf -s 127.0.0.1 -p "$port" -d "$p99file" -l 2 -c "$c" -q "$q" -t 2 ${once:+-n 1} -v 2>/dev/null |
     awk '$1 == ">" {print $NF}' | sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]*1000; else print "nan"}')
   echo "$name $qps $p99"
 }
 
+SERVERS=(gatehouse:$GH dnsmasq:$DM unbound:$UB unbound2t:$UB2)
+[ -n "${GH_BASELINE:-}" ] && SERVERS=(gatehouse:$GH gatehouse-base:$GB dnsmasq:$DM unbound:$UB unbound2t:$UB2)
+NAMES=("${SERVERS[@]%%:*}")
+CACHED_SERVERS=("${SERVERS[@]}" node-echo:$ECHO)
+shape_tag() { echo "c$1q$2"; }
+
 restart_all
 : >"$BENCH_DIR/results"
 # Warm-up: JIT, pools and caches.
-SERVERS=(gatehouse:$GH dnsmasq:$DM unbound:$UB unbound2t:$UB2)
-for s in "${SERVERS[@]}"; do dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/hot.txt" -l 3 -c 20 -q 200 >/dev/null 2>&1; done
-for round in 1 2; do
-  perf "cached-gatehouse" "$GH" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
-  perf "cached-dnsmasq" "$DM" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
-  perf "cached-unbound" "$UB" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
-  perf "cached-unbound2t" "$UB2" "$BENCH_DIR/hot.txt" | tee -a "$BENCH_DIR/results"
+for s in "${CACHED_SERVERS[@]}"; do dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/hot.txt" -l 3 -c 20 -q 200 >/dev/null 2>&1; done
+for shape in "${SHAPES[@]}"; do
+  read -r c q <<<"$shape"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for s in "${CACHED_SERVERS[@]}"; do
+      perf "cached-$(shape_tag "$c" "$q")-${s%%:*}" "${s#*:}" "$BENCH_DIR/hot.txt" "$c" "$q" | tee -a "$BENCH_DIR/results"
+    done
+  done
 done
 
-restart_all
-for s in "${SERVERS[@]}"; do
-  perf "empty-${s%%:*}" "${s#*:}" "$(miss_file "e${s%%:*}")" once | tee -a "$BENCH_DIR/results"
-done
-
-restart_all
-for s in "${SERVERS[@]}"; do
-  dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/fill.txt" -n 1 -c 10 -q 100 >/dev/null 2>&1
-done
-for s in "${SERVERS[@]}"; do
-  perf "full-${s%%:*}" "${s#*:}" "$(miss_file "f${s%%:*}")" once | tee -a "$BENCH_DIR/results"
+for shape in "${SHAPES[@]}"; do
+  read -r c q <<<"$shape"
+  tag=$(shape_tag "$c" "$q")
+  restart_all
+  for s in "${SERVERS[@]}"; do
+    perf "empty-$tag-${s%%:*}" "${s#*:}" "$(miss_file "e$tag${s%%:*}")" "$c" "$q" once | tee -a "$BENCH_DIR/results"
+  done
+  restart_all
+  for s in "${SERVERS[@]}"; do
+    dnsperf -s 127.0.0.1 -p "${s#*:}" -d "$BENCH_DIR/fill.txt" -n 1 -c 10 -q 100 >/dev/null 2>&1
+  done
+  for s in "${SERVERS[@]}"; do
+    perf "full-$tag-${s%%:*}" "${s#*:}" "$(miss_file "f$tag${s%%:*}")" "$c" "$q" once | tee -a "$BENCH_DIR/results"
+  done
 done
 
 med() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$BENCH_DIR/results" | median; }
 echo
-echo "DNS, dnsperf 20 clients, ${SECS}s per run, caches of $CACHE_SIZE entries ($(date -u +%F), $(nproc) cores, $(node --version), dnsmasq $(dnsmasq -v | head -1 | awk '{print $3}'), unbound $(unbound -V | head -1 | awk '{print $2}'))"
-printf "%-22s %10s %10s\n" "" "qps" "p99 ms"
-for kind in cached empty full; do
-  for n in gatehouse dnsmasq unbound unbound2t; do printf "%-22s %10.0f %10s\n" "$kind-$n" "$(med "$kind-$n" 2)" "$(med "$kind-$n" 3)"; done
+echo "DNS, dnsperf at two shapes (clients x queries in flight), ${SECS}s per run, caches of $CACHE_SIZE entries, gatehouse's query log to a file ($(date -u +%F), $(nproc) cores, $(node --version), dnsmasq $(dnsmasq -v | head -1 | awk '{print $3}'), unbound $(unbound -V | head -1 | awk '{print $2}'))"
+printf "%-32s %10s %10s\n" "" "qps" "p99 ms"
+for shape in "${SHAPES[@]}"; do
+  read -r c q <<<"$shape"
+  for kind in cached empty full; do
+    names=("${NAMES[@]}")
+    [ "$kind" = cached ] && names+=(node-echo)
+    for n in "${names[@]}"; do
+      printf "%-32s %10.0f %10s\n" "$kind-$(shape_tag "$c" "$q")-$n" "$(med "$kind-$(shape_tag "$c" "$q")-$n" 2)" "$(med "$kind-$(shape_tag "$c" "$q")-$n" 3)"
+    done
+  done
 done
-awk -v g="$(med cached-gatehouse 2)" -v d="$(med cached-dnsmasq 2)" -v u="$(med cached-unbound 2)" -v u2="$(med cached-unbound2t 2)" \
-  'BEGIN { printf "cached: gatehouse/dnsmasq %.2fx (target >= 1.0x), gatehouse/unbound %.2fx (target >= 0.8x), gatehouse/unbound-2-threads %.2fx\n", g/d, g/u, g/u2 }'
-awk -v ge="$(med empty-gatehouse 2)" -v gf="$(med full-gatehouse 2)" -v ue="$(med empty-unbound 2)" -v uf="$(med full-unbound 2)" -v de="$(med empty-dnsmasq 2)" -v df="$(med full-dnsmasq 2)" \
-  -v u2e="$(med empty-unbound2t 2)" -v u2f="$(med full-unbound2t 2)" \
-  'BEGIN { printf "miss: gatehouse/unbound %.2fx empty, %.2fx full (target >= 1.0x), gatehouse/unbound-2-threads %.2fx empty, %.2fx full; full/empty: gatehouse %.2f, unbound %.2f, dnsmasq %.2f\n", ge/ue, gf/uf, ge/u2e, gf/u2f, gf/ge, uf/ue, df/de }'
+for shape in "${SHAPES[@]}"; do
+  read -r c q <<<"$shape"
+  t=$(shape_tag "$c" "$q")
+  awk -v t="$t ($c clients, $q in flight)" -v g="$(med "cached-$t-gatehouse" 2)" -v d="$(med "cached-$t-dnsmasq" 2)" -v u="$(med "cached-$t-unbound" 2)" \
+    -v u2="$(med "cached-$t-unbound2t" 2)" -v e="$(med "cached-$t-node-echo" 2)" \
+    'BEGIN { printf "cached %s: gatehouse/dnsmasq %.2fx (target >= 1.0x), gatehouse/unbound %.2fx, gatehouse/unbound-2-threads %.2fx (target >= 0.8x); gatehouse/node-echo %.2fx, node-echo/dnsmasq %.2fx, node-echo/unbound-2-threads %.2fx\n", t, g/d, g/u, g/u2, g/e, e/d, e/u2 }'
+  awk -v t="$t" -v ge="$(med "empty-$t-gatehouse" 2)" -v gf="$(med "full-$t-gatehouse" 2)" -v ue="$(med "empty-$t-unbound" 2)" -v uf="$(med "full-$t-unbound" 2)" \
+    -v de="$(med "empty-$t-dnsmasq" 2)" -v df="$(med "full-$t-dnsmasq" 2)" -v u2e="$(med "empty-$t-unbound2t" 2)" -v u2f="$(med "full-$t-unbound2t" 2)" \
+    'BEGIN { printf "miss %s: gatehouse/dnsmasq %.2fx empty, %.2fx full; gatehouse/unbound %.2fx empty, %.2fx full; gatehouse/unbound-2-threads %.2fx empty, %.2fx full (target >= 1.0x); full/empty: gatehouse %.2f, unbound %.2f, dnsmasq %.2f\n", t, ge/de, gf/df, ge/ue, gf/uf, ge/u2e, gf/u2f, gf/ge, uf/ue, df/de }'
+  if [ -n "${GH_BASELINE:-}" ]; then
+    awk -v t="$t" -v c="$(med "cached-$t-gatehouse" 2)" -v cb="$(med "cached-$t-gatehouse-base" 2)" -v e="$(med "empty-$t-gatehouse" 2)" \
+      -v eb="$(med "empty-$t-gatehouse-base" 2)" -v f="$(med "full-$t-gatehouse" 2)" -v fb="$(med "full-$t-gatehouse-base" 2)" \
+      'BEGIN { printf "gatehouse/gatehouse-base %s: cached %.2fx, empty %.2fx, full %.2fx\n", t, c/cb, e/eb, f/fb }'
+  fi
+done
