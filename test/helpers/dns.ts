@@ -51,7 +51,12 @@ export interface TestResolver {
  * The DNS parts alone (rules, resolver, listeners on 127.0.0.1:0), wired as the app wires them,
  * with a clock the test moves and the query log captured.
  */
-export async function startResolver(dns: ConfigInput["dns"], extra: Omit<ConfigInput, "dns"> = {}): Promise<TestResolver> {
+export async function startResolver(
+  dns: ConfigInput["dns"],
+  extra: Omit<ConfigInput, "dns"> = {},
+  /** watch: the rules directory is watched as the app watches it, so a test's edits apply. */
+  opts: { watch?: boolean } = {},
+): Promise<TestResolver> {
   const dir = extra.rules ?? rulesDir({});
   const config = configSchema.parse({
     rules: dir,
@@ -65,6 +70,7 @@ export async function startResolver(dns: ConfigInput["dns"], extra: Omit<ConfigI
   const clock = new TestClock();
   const rules = new Rules(config, log, DNS_FILE_KINDS);
   rules.load();
+  if (opts.watch) rules.start();
   const events = new Events((channel, err) => {
     throw new Error(`${channel} sink failed: ${String(err)}`);
   });

@@ -1,16 +1,12 @@
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { after, before, describe, it, mock } from "node:test";
-import { type ConfigInput, configSchema } from "../../src/config/schema.js";
-import { DNS_FILE_KINDS } from "../../src/dns/local.js";
+import type { ConfigInput } from "../../src/config/schema.js";
 import { QueryLog } from "../../src/dns/query-log.js";
-import { DnsResolver } from "../../src/dns/resolver.js";
-import { DnsServer } from "../../src/dns/server.js";
+import type { DnsResolver } from "../../src/dns/resolver.js";
 import { buildQuery, TYPE } from "../../src/dns/wire.js";
-import { Events, type QueryEvent } from "../../src/events/events.js";
-import { silentLogger } from "../../src/log/logger.js";
-import { Rules } from "../../src/rules/rules.js";
-import { dig, framed, TcpClient, TestClock, ttlOf, until } from "../helpers/dns.js";
+import type { QueryEvent } from "../../src/events/events.js";
+import { dig, framed, startResolver, TcpClient, type TestClock, ttlOf, until } from "../helpers/dns.js";
 import { type ContentServer, startContentServer } from "../helpers/dns-server.js";
 import { eventually } from "../helpers/proxy.js";
 import { rulesDir, writeRule } from "../helpers/rules.js";
@@ -33,51 +29,19 @@ interface Fast {
 /** Rules (watched, as the app watches them), resolver and listener on 127.0.0.1:0, as the app wires them. */
 async function start(files: Record<string, string>, dns: ConfigInput["dns"]): Promise<Fast> {
   const dir = rulesDir(files);
-  const config = configSchema.parse({
-    rules: dir,
-    listsDir: `${dir}/lists`,
-    proxy: { listen: [] },
-    dns: { listen: ["127.0.0.1:0"], ...dns },
-    admin: { listen: "" },
-  });
-  const log = silentLogger();
-  const clock = new TestClock();
-  const rules = new Rules(config, log, DNS_FILE_KINDS);
-  rules.load();
-  rules.start();
-  const events = new Events((channel, err) => {
-    throw new Error(`${channel} sink failed: ${String(err)}`);
-  });
+  const r = await startResolver(dns, { rules: dir }, { watch: true });
   const seen: QueryEvent[] = [];
-  const lines: Record<string, unknown>[] = [];
-  const queryLog = QueryLog.toFunction((l) => lines.push(JSON.parse(l) as Record<string, unknown>));
-  events.query.subscribe((e) => {
-    seen.push(e);
-    queryLog.writeEvent(e);
-  });
-  const resolver = new DnsResolver({ cfg: config.dns, rules, log, events, now: clock.now });
-  const server = new DnsServer({
-    listen: config.dns.listen,
-    resolver: () => resolver,
-    log,
-    tcpIdleTimeout: config.dns.tcpIdleTimeout,
-  });
-  await resolver.prepare();
-  await server.prepare();
-  resolver.commit();
-  server.commit();
+  r.events.query.subscribe((e) => seen.push(e));
   return {
-    port: server.addresses[0]?.port ?? 0,
+    port: r.port,
     dir,
-    resolver,
-    clock,
+    resolver: r.resolver,
+    clock: r.clock,
     events: seen,
-    lines,
-    close: async () => {
-      await server.dispose();
-      await resolver.dispose();
-      await rules.close();
+    get lines() {
+      return r.queryLines.map((l) => JSON.parse(l) as Record<string, unknown>);
     },
+    close: r.close,
   };
 }
 
