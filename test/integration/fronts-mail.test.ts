@@ -240,13 +240,14 @@ s.quit()`,
     assert.match(e?.detail ?? "", /longer than \d+ bytes/);
   });
 
-  it("turns away a client the firewall denies, naming the rule in the session event", async () => {
+  it("turns away a client the firewall denies, naming the rule and counting the reply in the session event", async () => {
     const c = await rawClient(f.denied?.port ?? 0, CLIENT);
     await c.waitFor(/^554 5\.7\.1 Access denied/);
     await c.closed;
     const e = await f.denied?.nextSession();
     assert.equal(e?.result, "refused");
     assert.equal(e?.decision?.rule?.line, 1);
+    assert.equal(e?.bytesOut, Buffer.byteLength(c.received()));
   });
 
   it("limits connections per client address", async () => {

@@ -117,16 +117,16 @@ export class TcpFront implements FrontPart {
 
     const decision = this.firewall(client, socket.localPort ?? 0);
     if (decision?.action === "deny" || decision?.action === "block") {
-      this.turnAway(socket, "denied");
+      const bytesOut = this.turnAway(socket, "denied");
       this.deps.log.info({ client, front: this.front.name, rule: decision.rule }, `${who}: refused by ${decision.reason}`);
-      return this.deps.events.session.emit(event("refused", { detail: decision.reason, decision }));
+      return this.deps.events.session.emit(event("refused", { detail: decision.reason, decision, bytesOut }));
     }
     const count = this.perClient.get(client) ?? 0;
     if (count >= this.front.limits.perClient) {
-      this.turnAway(socket, "busy");
+      const bytesOut = this.turnAway(socket, "busy");
       const detail = `${count} connections open from this address (limits.perClient is ${this.front.limits.perClient})`;
       this.deps.log.warn({ client, front: this.front.name }, `${who}: refused, ${detail}`);
-      return this.deps.events.session.emit(event("refused", { detail }));
+      return this.deps.events.session.emit(event("refused", { detail, bytesOut }));
     }
     this.perClient.set(client, count + 1);
     this.deps.activity.addTunnel(socket);
@@ -185,8 +185,8 @@ export class TcpFront implements FrontPart {
     }
     const backend = this.backends.pick();
     if (!backend) {
-      this.turnAway(clientSocket, "down");
-      done("backend-down", "every backend is down", { tls: tlsVersion(clientSocket) });
+      const bytesOut = this.turnAway(clientSocket, "down");
+      done("backend-down", "every backend is down", { tls: tlsVersion(clientSocket), bytesOut });
       return;
     }
     const local = { address: normalizeAddress(raw.localAddress ?? ""), port: raw.localPort ?? 0 };
@@ -201,8 +201,8 @@ export class TcpFront implements FrontPart {
       });
     } catch (err) {
       this.backends.failed(backend, (err as Error).message);
-      this.turnAway(clientSocket, "down");
-      done("backend-down", (err as Error).message, { backend: backend.label, tls: tlsVersion(clientSocket) });
+      const bytesOut = this.turnAway(clientSocket, "down");
+      done("backend-down", (err as Error).message, { backend: backend.label, tls: tlsVersion(clientSocket), bytesOut });
       return;
     }
     if (raw.destroyed) {
@@ -254,11 +254,17 @@ export class TcpFront implements FrontPart {
   }
 
   /** Says why in the protocol's words (not to a client that expects TLS first) and closes. */
-  private turnAway(socket: Socket, why: "denied" | "busy" | "down"): void {
+  /** Refuses a client in the protocol's words; returns the bytes of the refusal, for its session line. */
+  private turnAway(socket: Socket, why: "denied" | "busy" | "down"): number {
     const tlsExpected = this.protocol.implicitTls && tlsVersion(socket) === "none";
-    if (tlsExpected) socket.destroy();
-    else socket.end(`${this.protocol.refusal[why]}\r\n`);
     setTimeout(() => socket.destroy(), 2_000).unref();
+    if (tlsExpected) {
+      socket.destroy();
+      return 0;
+    }
+    const line = `${this.protocol.refusal[why]}\r\n`;
+    socket.end(line);
+    return Buffer.byteLength(line);
   }
 
   /** The named pair, or one chosen by SNI; clients without SNI (MTAs often) get this host's name. */
