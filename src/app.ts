@@ -28,7 +28,7 @@ import { commitAll, disposeAll, type Part, prepareAll } from "./lifecycle/part.j
 import { Reusable } from "./lifecycle/reusable.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger, silentLogger } from "./log/logger.js";
-import { type ListenAddress, parseListen } from "./net/address.js";
+import { AddressSet, type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { SelfEndpoints } from "./net/self.js";
 import { Rules } from "./rules/rules.js";
@@ -263,10 +263,16 @@ export class Gatehouse {
     const lookup = this.opts.lookup ?? resolverLookup(() => resolver);
     const tls = new TlsPart(config, this.log, previous?.tls);
     const upstream = new UpstreamPart(new Upstream(cfg.upstream, lookup, cfg.name, cfg.forwardedFor, tls.trust.context));
+    const officeClients = new AddressSet(cfg.clients);
     const parts: ChainParts = {
       cfg,
       rules: () => rules.value.current,
-      page: pageMaker({ proxyName: cfg.name, contact: cfg.contact, ruleRoots: rules.value.roots }),
+      page: pageMaker({
+        proxyName: cfg.name,
+        contact: cfg.contact,
+        ruleRoots: rules.value.roots,
+        insider: (address) => officeClients.has(address),
+      }),
       self: this.self,
       cache: cache.value.stage(),
       routes: [...caRoutes(() => tls.ca, cfg.name), ...pacRoutes(cfg)],

@@ -20,7 +20,15 @@ export interface PageSettings {
   contact: string;
   /** Directories rule files live in (rules/, the downloaded lists): pages name files relative to them. */
   ruleRoots: readonly string[];
+  /**
+   * Office clients (proxy.clients). A front's visitors from elsewhere (the internet) get its pages
+   * without the office's internals: no backend address or error, no rule file, no details.
+   */
+  insider(address: string): boolean;
 }
+
+/** What an outside visitor of a front reads instead of a server error's details. */
+const OUTSIDE_MESSAGE = "The site is not available right now. Please try again in a moment.";
 
 export type PageMaker = (x: Pick<HttpExchange, "id" | "headers" | "ctx">, page: PageText) => HttpResponse;
 
@@ -49,7 +57,16 @@ export function publicRulePath(file: string, roots: readonly string[]): string {
 
 /** Pages made by the proxy itself (blocks, errors, its own address): HTML for browsers, else text. */
 export function pageMaker(settings: PageSettings): PageMaker {
-  return (x, page) => {
+  return (x, shown) => {
+    const outsider = x.ctx.kind === "front" && !settings.insider(x.ctx.client.address);
+    const page: PageText = outsider
+      ? {
+          status: shown.status,
+          title: shown.status >= 500 ? statusText(shown.status) : shown.title,
+          message: shown.status >= 500 ? OUTSIDE_MESSAGE : shown.message,
+          headers: shown.headers,
+        }
+      : shown;
     const details = [...(page.details ?? [])];
     const headers: [string, string][] = [...(page.headers ?? [])];
     if (page.rule) {

@@ -247,6 +247,53 @@ describe("web fronts: backends down and back", () => {
   });
 });
 
+describe("web fronts: what the internet is told", () => {
+  it("tells an outside visitor the site is unavailable, and an office client which backend failed and why", async () => {
+    const port = await freePort();
+    const dead = await freePort();
+    const proxy = await startProxy({
+      // 127.0.0.1 is the office; 127.0.0.2 stands for a visitor from the internet.
+      proxy: { clients: ["127.0.0.1/32"] },
+      fronts: [
+        {
+          name: "site",
+          protocol: "http",
+          listen: [`127.0.0.1:${port}`],
+          hosts: ["site.test"],
+          backend: `http://127.0.0.1:${dead}`,
+          health: { enabled: false },
+        },
+      ],
+    });
+    const from = (localAddress: string) =>
+      new Promise<Reply>((resolve, reject) => {
+        const r = request(
+          { host: "127.0.0.1", port, localAddress, path: "/", headers: { host: "site.test" }, agent: false },
+          (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          },
+        );
+        r.on("error", reject);
+        r.end();
+      });
+    try {
+      const office = await from("127.0.0.1");
+      assert.equal(office.status, 502);
+      assert.match(office.body, new RegExp(`127\\.0\\.0\\.1:${dead}`));
+      const outside = await from("127.0.0.2");
+      assert.equal(outside.status, 502);
+      assert.doesNotMatch(outside.body, /127\.0\.0\.1|ECONNREFUSED|refused/);
+      assert.match(outside.body, /The site is not available right now/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe("web fronts: clients that leave", () => {
   it("does not count a client that hangs up mid-request against the backend", async () => {
     const { createServer } = await import("node:http");

@@ -25,7 +25,7 @@ function parts(withCache = true): ChainParts {
   return {
     cfg,
     rules: () => rules,
-    page: pageMaker({ proxyName: "gatehouse", contact: "IT", ruleRoots: ["rules"] }),
+    page: pageMaker({ proxyName: "gatehouse", contact: "IT", ruleRoots: ["rules"], insider: () => true }),
     self: new SelfEndpoints(),
     cache: withCache ? new HttpCache(cfg.cache, silentLogger()).stage() : undefined,
   };

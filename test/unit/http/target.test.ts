@@ -6,7 +6,7 @@ import { targetStage } from "../../../src/http/stages/target.js";
 import { compose } from "../../../src/pipeline/stage.js";
 import { type ExchangeSpec, exchange } from "../../helpers/exchange.js";
 
-const page = pageMaker({ proxyName: "gatehouse", contact: "IT", ruleRoots: [] });
+const page = pageMaker({ proxyName: "gatehouse", contact: "IT", ruleRoots: [], insider: () => true });
 const PASSED: HttpResponse = { kind: "response", status: 0, headers: [], body: null };
 const run = compose([targetStage({ maxUrlLength: 100, page })], () => Promise.resolve<HttpOutcome>(PASSED));
 const tunnel = { host: "shop.example", port: 443 };
