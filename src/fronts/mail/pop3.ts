@@ -1,4 +1,4 @@
-import { type Action, hasControlBytes, LineDialogue, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, ReplyQueue, type Side } from "../tcp/dialogue.js";
 
 // The POP3 dialogue of a front (RFC 1939; CAPA and pipelining RFC 2449; STLS RFC 2595; SASL RFC
 // 5034), without I/O. The front answers STLS itself; no credential is accepted before TLS; a message
@@ -11,16 +11,10 @@ export interface Pop3Options {
 
 type Expect = "greeting" | "stls" | "single" | "capa" | "lines" | "message" | "auth" | "quit";
 
-interface Pending {
-  expect: Expect;
-  local?: string;
-  stls?: boolean;
-}
-
 const CREDENTIALS = new Set(["USER", "PASS", "APOP", "AUTH"]);
 
 export class Pop3Dialogue extends LineDialogue {
-  private readonly queue: Pending[] = [{ expect: "greeting" }];
+  private readonly queue = new ReplyQueue<Expect>("greeting");
   private greeting = "";
   /** Inside a multi-line reply being relayed (lines) or rewritten (capa). */
   private multi: { kind: "lines" | "capa"; lines: string[] } | undefined;
@@ -31,7 +25,7 @@ export class Pop3Dialogue extends LineDialogue {
   }
 
   get holdClient(): boolean {
-    return this.opening || this.tlsStarting || this.queue.some((p) => p.expect === "auth" || p.stls);
+    return this.opening || this.tlsStarting || this.queue.awaits(["auth"]);
   }
 
   passed(from: Side): Action[] {
@@ -45,7 +39,7 @@ export class Pop3Dialogue extends LineDialogue {
   protected fromClient(line: string): Action[] {
     if (this.saslNext) {
       this.saslNext = false;
-      this.queue.push({ expect: "auth" });
+      this.queue.expect("auth");
       return [{ send: "backend", line }];
     }
     if (hasControlBytes(line)) {
@@ -55,7 +49,7 @@ export class Pop3Dialogue extends LineDialogue {
     const cmd = verb.toUpperCase();
     if (cmd === "STLS") {
       if (this.clientTls) return this.local("-ERR TLS is active already");
-      this.queue.push({ expect: "single", stls: true });
+      this.queue.startTls("single");
       return this.flushLocal();
     }
     if (CREDENTIALS.has(cmd) && !this.clientTls)
@@ -80,28 +74,21 @@ export class Pop3Dialogue extends LineDialogue {
   }
 
   private forward(line: string, expect: Expect): Action[] {
-    this.queue.push({ expect });
+    this.queue.expect(expect);
     return [{ send: "backend", line }];
   }
 
   private local(reply: string): Action[] {
-    this.queue.push({ expect: "single", local: reply });
+    this.queue.local("single", reply);
     return this.flushLocal();
   }
 
+  /** The front's own replies at the head of the queue, once no multi-line reply is being relayed. */
   private flushLocal(): Action[] {
-    const out: Action[] = [];
-    while (!this.multi && (this.queue[0]?.local !== undefined || this.queue[0]?.stls)) {
-      const p = this.queue.shift() as Pending;
-      if (p.local !== undefined) {
-        out.push({ send: "client", line: p.local });
-        continue;
-      }
+    if (this.multi) return [];
+    return this.queue.flushLocal("+OK Begin TLS negotiation", () => {
       this.tlsStarting = true;
-      out.push({ send: "client", line: "+OK Begin TLS negotiation" }, { tls: "client" });
-      break;
-    }
-    return out;
+    });
   }
 
   protected fromBackend(line: string): Action[] {
@@ -155,7 +142,7 @@ export class Pop3Dialogue extends LineDialogue {
     if (expect === "greeting") {
       this.greeting = line;
       if (!this.o.backendStls) return this.open();
-      this.queue.push({ expect: "stls" });
+      this.queue.expect("stls");
       return [{ send: "backend", line: "STLS" }];
     }
     return [{ tls: "backend" }];

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { type Action, hasControlBytes, LineDialogue, replyLine, type Side } from "../tcp/dialogue.js";
+import { type Action, hasControlBytes, LineDialogue, ReplyQueue, replyLine, type Side } from "../tcp/dialogue.js";
 
 // The SMTP dialogue of a front (RFC 5321; STARTTLS RFC 3207; pipelining RFC 2920; AUTH RFC 4954;
 // XCLIENT from Postfix's XCLIENT_README), without I/O. The front answers STARTTLS itself with the
@@ -31,16 +31,8 @@ const REFUSED: Record<string, string> = {
 
 type Expect = "greeting" | "ehlo" | "starttls" | "xclient" | "reply" | "ehlo-client" | "data" | "auth" | "message" | "quit";
 
-interface Pending {
-  expect: Expect;
-  /** A reply the front makes itself, sent when its turn comes. */
-  local?: string;
-  /** STARTTLS from the client, carried out when its turn comes. */
-  starttls?: boolean;
-}
-
 export class SmtpDialogue extends LineDialogue {
-  private readonly queue: Pending[] = [{ expect: "greeting" }];
+  private readonly queue = new ReplyQueue<Expect>("greeting");
   /** Lines of the reply being received from the backend. */
   private reply: string[] = [];
   private greeting: string[] = [];
@@ -57,12 +49,12 @@ export class SmtpDialogue extends LineDialogue {
   get holdClient(): boolean {
     if (this.opening || this.tlsStarting) return true;
     // What follows DATA, AUTH and STARTTLS depends on their replies (message, SASL data, TLS).
-    return this.queue.some((p) => p.expect === "data" || p.expect === "auth" || p.starttls);
+    return this.queue.awaits(["data", "auth"]);
   }
 
   passed(from: Side): Action[] {
     if (from !== "client") return [];
-    this.queue.push({ expect: "message" });
+    this.queue.expect("message");
     return [];
   }
 
@@ -76,7 +68,7 @@ export class SmtpDialogue extends LineDialogue {
     if (this.saslNext) {
       // A SASL response line (or "*" to cancel), answered by another reply.
       this.saslNext = false;
-      this.queue.push({ expect: "auth" });
+      this.queue.expect("auth");
       return [{ send: "backend", line }];
     }
     if (hasControlBytes(line)) {
@@ -88,7 +80,7 @@ export class SmtpDialogue extends LineDialogue {
     switch (verb) {
       case "STARTTLS":
         if (this.clientTls) return this.local("503 5.5.1 TLS is active already");
-        this.queue.push({ expect: "reply", starttls: true });
+        this.queue.startTls("reply");
         return this.flushLocal();
       case "AUTH":
         if (!this.clientTls && this.o.authNeedsTls) return this.local("530 5.7.0 Must issue a STARTTLS command first");
@@ -106,30 +98,21 @@ export class SmtpDialogue extends LineDialogue {
   }
 
   private forward(line: string, expect: Expect): Action[] {
-    this.queue.push({ expect });
+    this.queue.expect(expect);
     return [{ send: "backend", line }];
   }
 
   private local(reply: string): Action[] {
-    this.queue.push({ expect: "reply", local: reply });
+    this.queue.local("reply", reply);
     return this.flushLocal();
   }
 
   /** Sends the front's own replies (and carries out a STARTTLS) that are at the head of the queue. */
   private flushLocal(): Action[] {
-    const out: Action[] = [];
-    while (this.queue[0]?.local !== undefined || this.queue[0]?.starttls) {
-      const p = this.queue.shift() as Pending;
-      if (p.local !== undefined) {
-        out.push({ send: "client", line: p.local });
-        continue;
-      }
+    // RFC 3207 §4.2: after TLS the session starts over; the client sends EHLO again and the backend resets.
+    return this.queue.flushLocal("220 2.0.0 Ready to start TLS", () => {
       this.tlsStarting = true;
-      out.push({ send: "client", line: "220 2.0.0 Ready to start TLS" }, { tls: "client" });
-      // RFC 3207 §4.2: the session starts over; the client sends EHLO again and the backend resets.
-      break;
-    }
-    return out;
+    });
   }
 
   protected fromBackend(line: string): Action[] {
@@ -138,7 +121,7 @@ export class SmtpDialogue extends LineDialogue {
       if (this.opening) return [{ close: "error", reason: `the backend sent "${line.slice(0, 60)}" instead of an SMTP reply` }];
       return [{ send: "client", line }];
     }
-    const head = this.queue[0];
+    const head = this.queue.head;
     const collect = this.opening || head?.expect === "ehlo-client";
     if (collect) {
       this.reply.push(line);
@@ -203,7 +186,7 @@ export class SmtpDialogue extends LineDialogue {
         const exts = lines.slice(1).map((l) => l.slice(4).toUpperCase());
         if (this.o.backendStarttls && !this.backendOnTls) {
           if (!exts.some((e) => e === "STARTTLS")) return fail("offers no STARTTLS (backendTls: starttls)");
-          this.queue.push({ expect: "starttls" });
+          this.queue.expect("starttls");
           return [{ send: "backend", line: "STARTTLS" }];
         }
         if (this.o.xclient) {
@@ -211,7 +194,7 @@ export class SmtpDialogue extends LineDialogue {
             return fail(
               "does not accept XCLIENT from gatehouse (Postfix: add gatehouse's address to smtpd_authorized_xclient_hosts)",
             );
-          this.queue.push({ expect: "xclient" });
+          this.queue.expect("xclient");
           return [{ send: "backend", line: xclientCommand(this.o.xclient) }];
         }
         return this.open();
@@ -229,7 +212,7 @@ export class SmtpDialogue extends LineDialogue {
   }
 
   private ehlo(): Action[] {
-    this.queue.push({ expect: "ehlo" });
+    this.queue.expect("ehlo");
     return [{ send: "backend", line: `EHLO ${this.o.ehloName}` }];
   }
 

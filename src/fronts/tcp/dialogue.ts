@@ -122,3 +122,72 @@ export abstract class LineDialogue<X = never> implements Dialogue<X> {
     return answer();
   }
 }
+
+/** A reply the client is owed: the backend's (of the kind `expect`), or one the front makes itself. */
+export interface Owed<E extends string> {
+  expect: E;
+  /** A reply the front makes itself, sent when its turn comes. */
+  local?: string;
+  /** The client's STARTTLS (STLS), carried out when its turn comes. */
+  tls?: boolean;
+}
+
+/**
+ * The replies a client is owed, in the order it asked (SMTP and POP3 pipelining): commands go to the
+ * backend at once, and a reply the front makes itself (a refusal, the go-ahead for TLS) waits its turn
+ * behind the backend's replies to the commands sent before it.
+ */
+export class ReplyQueue<E extends string> {
+  private readonly owed: Owed<E>[];
+
+  constructor(first: E) {
+    this.owed = [{ expect: first }];
+  }
+
+  /** A reply of this kind will come from the backend. */
+  expect(expect: E): void {
+    this.owed.push({ expect });
+  }
+
+  /** The front's own reply, in the place of a backend reply of this kind. */
+  local(expect: E, reply: string): void {
+    this.owed.push({ expect, local: reply });
+  }
+
+  /** The client's STARTTLS, answered and carried out when its turn comes. */
+  startTls(expect: E): void {
+    this.owed.push({ expect, tls: true });
+  }
+
+  get head(): Owed<E> | undefined {
+    return this.owed[0];
+  }
+
+  shift(): Owed<E> | undefined {
+    return this.owed.shift();
+  }
+
+  /** Whether a reply of one of these kinds, or a TLS start, is still owed. */
+  awaits(kinds: readonly E[]): boolean {
+    return this.owed.some((p) => p.tls === true || kinds.includes(p.expect));
+  }
+
+  /**
+   * The front's own replies now at the head, up to a TLS start: that one is answered with `goAhead`
+   * and the client side switched to TLS (`started` is told), and nothing after it is sent yet.
+   */
+  flushLocal(goAhead: string, started: () => void): CoreAction[] {
+    const out: CoreAction[] = [];
+    for (let p = this.owed[0]; p && (p.local !== undefined || p.tls); p = this.owed[0]) {
+      this.owed.shift();
+      if (p.local !== undefined) {
+        out.push({ send: "client", line: p.local });
+        continue;
+      }
+      started();
+      out.push({ send: "client", line: goAhead }, { tls: "client" });
+      break;
+    }
+    return out;
+  }
+}
