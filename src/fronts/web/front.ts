@@ -46,7 +46,13 @@ export class WebFront implements FrontTarget {
   /** A PROXY header describes one client connection, so those connections are never shared. */
   private readonly perClient = new LRUCache<ConnectionContext, Client>({
     max: PER_CLIENT_POOLS,
-    dispose: (c) => void c.close().catch(() => {}),
+    // Evicted or closed with the front: a close that fails (the backend already gone) is only noted.
+    dispose: (c) =>
+      c
+        .close()
+        .catch((err: unknown) =>
+          this.deps.log.debug({ front: this.name, err }, "closing a PROXY-protocol backend connection failed"),
+        ),
   });
   private readonly trusted: AddressSet;
   private readonly hsts: string | undefined;
