@@ -27,26 +27,12 @@ head -c "$((SIZE_MIB * 1048576))" /dev/urandom >"$D/www/file"
 head -c 1024 /dev/urandom >"$D/www/1k"
 chmod 755 "$D" "$D/www"
 chmod 644 "$D/www/file" "$D/www/1k" "$D/origin.pem" "$D/origin.key"
-cat >"$D/nginx.conf" <<CONF
-worker_processes 1;
-pid $D/nginx.pid;
-error_log $D/nginx-error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $D; proxy_temp_path $D; fastcgi_temp_path $D; uwsgi_temp_path $D; scgi_temp_path $D;
-  server {
+start_nginx origin "$ORIGIN" "  server {
     listen 127.0.0.1:$ORIGIN ssl;
     ssl_certificate $D/origin.pem;
     ssl_certificate_key $D/origin.key;
     root $D/www;
-  }
-}
-CONF
-nginx -c "$D/nginx.conf" 2>"$D/nginx.err" &
-PIDS+=($!)
-wait_port "$ORIGIN"
+  }"
 
 # gatehouse as shipped (access log on), allowed to tunnel to the origin's port.
 write_gatehouse_conf "$D/gh" "proxy:

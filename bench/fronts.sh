@@ -35,31 +35,16 @@ fronts:
 run_gatehouse "$D/gh" "$GH"
 
 mkdir -p "$D/ngx/cache"
-cat >"$D/ngx/nginx.conf" <<CONF
-worker_processes 1;
-pid $D/ngx/nginx.pid;
-error_log $D/ngx/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $D/ngx; proxy_temp_path $D/ngx; fastcgi_temp_path $D/ngx; uwsgi_temp_path $D/ngx; scgi_temp_path $D/ngx;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+start_nginx ngx "$NG" "  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
   proxy_cache_path $D/ngx/cache keys_zone=c:16m max_size=256m inactive=1h;
   server {
     listen 127.0.0.1:$NG;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; }
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; }
   }
   server {
     listen 127.0.0.1:$NGC;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache c; proxy_cache_valid 200 1h; }
-  }
-}
-CONF
-chmod -R 777 "$D/ngx"
-nginx -c "$D/ngx/nginx.conf" 2>"$D/ngx.err" &
-PIDS+=($!)
-wait_port "$NG"
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_cache c; proxy_cache_valid 200 1h; }
+  }"
 
 cat >"$D/haproxy.cfg" <<CONF
 global

@@ -32,27 +32,13 @@ mkdir -p "$D/www"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$D/www/1k"
 chmod 755 "$D" "$D/www"
 chmod 644 "$D/www/1k" "$D/origin.pem" "$D/origin.key"
-cat >"$D/nginx.conf" <<CONF
-worker_processes 1;
-pid $D/nginx.pid;
-error_log $D/nginx-error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $D; proxy_temp_path $D; fastcgi_temp_path $D; uwsgi_temp_path $D; scgi_temp_path $D;
+start_nginx origin "$ORIGIN" "  keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$ORIGIN ssl;
     ssl_certificate $D/origin.pem;
     ssl_certificate_key $D/origin.key;
-    location /cache/ { alias $D/www/; add_header Cache-Control "max-age=3600"; }
-  }
-}
-CONF
-nginx -c "$D/nginx.conf" 2>"$D/nginx.err" &
-PIDS+=($!)
-wait_port "$ORIGIN"
+    location /cache/ { alias $D/www/; add_header Cache-Control \"max-age=3600\"; }
+  }"
 
 # gatehouse: its own office CA, the upstream CA in certs/upstream-ca, shop.bench in rules/hosts.
 write_gatehouse_conf "$D/gh" "certs: ./certs
@@ -100,14 +86,7 @@ visible_hostname squid-bench
 shutdown_lifetime 0 seconds
 CONF
   chmod -R 777 "$dir"
-  # As start_squid in lib.sh: -N is one process whatever `workers` says; SMP needs a master.
-  if [ "$workers" -gt 1 ]; then
-    squid --foreground -n "sq$port" -f "$dir/squid.conf" 2>"$dir/squid.err" &
-  else
-    squid -N -f "$dir/squid.conf" 2>"$dir/squid.err" &
-  fi
-  PIDS+=($!)
-  wait_port "$port"
+  run_squid "$dir" "$port" "$workers"
 }
 start_squid_bump "$SQ" 1
 start_squid_bump "$SQ2" 2

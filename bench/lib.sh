@@ -43,40 +43,46 @@ wait_port() {
   return 1
 }
 
-# nginx as the origin: fast enough that it is never what is measured.
-start_nginx_origin() {
-  local port=$1 conf="$BENCH_DIR/nginx.conf"
-  mkdir -p "$BENCH_DIR/nginx"
-  head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$BENCH_DIR/nginx/1k"
-  head -c 65536 /dev/urandom > "$BENCH_DIR/nginx/64k"
-  # nginx workers run as an unprivileged user: the temp dir (mode 700) must let them read the files.
-  chmod 755 "$BENCH_DIR" "$BENCH_DIR/nginx"
-  chmod 644 "$BENCH_DIR/nginx/1k" "$BENCH_DIR/nginx/64k"
-  cat > "$conf" <<CONF
+# start_nginx NAME PORT HTTP: nginx with 1 worker whose http block holds HTTP (servers, upstreams,
+# caches), with its config, pid, logs and temp files in $BENCH_DIR/NAME; waits for PORT.
+start_nginx() {
+  local name=$1 port=$2 http=$3 dir="$BENCH_DIR/$1"
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
-pid $BENCH_DIR/nginx.pid;
-error_log $BENCH_DIR/nginx-error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 daemon off;
 events { worker_connections 4096; }
 http {
   access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $BENCH_DIR/nginx;
-  proxy_temp_path $BENCH_DIR/nginx;
-  fastcgi_temp_path $BENCH_DIR/nginx;
-  uwsgi_temp_path $BENCH_DIR/nginx;
-  scgi_temp_path $BENCH_DIR/nginx;
+  client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+$http
+}
+CONF
+  # nginx workers run as an unprivileged user: they must reach the files and write their temp files.
+  chmod 755 "$BENCH_DIR"
+  chmod -R 777 "$dir"
+  nginx -c "$dir/nginx.conf" 2>"$dir/nginx.err" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+# nginx as the origin: fast enough that it is never what is measured.
+start_nginx_origin() {
+  local port=$1
+  mkdir -p "$BENCH_DIR/nginx"
+  head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$BENCH_DIR/nginx/1k"
+  head -c 65536 /dev/urandom > "$BENCH_DIR/nginx/64k"
+  chmod 755 "$BENCH_DIR/nginx"
+  chmod 644 "$BENCH_DIR/nginx/1k" "$BENCH_DIR/nginx/64k"
+  start_nginx origin "$port" "  keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$port;
     root $BENCH_DIR/nginx;
-    location = /nocache { add_header Cache-Control "no-store"; default_type text/plain; return 200 "uncacheable response body, about sixty bytes long.........\n"; }
-    location /cache/ { alias $BENCH_DIR/nginx/; add_header Cache-Control "max-age=3600"; etag on; }
-  }
-}
-CONF
-  nginx -c "$conf" 2>"$BENCH_DIR/nginx.err" &
-  PIDS+=($!)
-  wait_port "$port"
+    location = /nocache { add_header Cache-Control \"no-store\"; default_type text/plain; return 200 \"uncacheable response body, about sixty bytes long.........\n\"; }
+    location /cache/ { alias $BENCH_DIR/nginx/; add_header Cache-Control \"max-age=3600\"; etag on; }
+  }"
 }
 
 # Squid on port $1 with a memory cache of $2 MB and $3 SMP workers (1: Debian's default), in its own
@@ -101,6 +107,12 @@ visible_hostname squid-bench
 shutdown_lifetime 0 seconds
 CONF
   chmod 777 "$BENCH_DIR" "$dir"
+  run_squid "$dir" "$port" "$workers"
+}
+
+# run_squid DIR PORT WORKERS: starts the Squid configured in DIR/squid.conf and waits for PORT.
+run_squid() {
+  local dir=$1 port=$2 workers=$3
   # -N runs one process that is master and worker whatever `workers` says: SMP needs --foreground
   # (a master with kids), and a service name of its own for its IPC sockets and shared memory.
   if [ "$workers" -gt 1 ]; then

@@ -56,26 +56,21 @@ export class Pop3Dialogue extends LineDialogue {
       return this.local("-ERR [AUTH] Log in after STLS: credentials never cross in clear");
     switch (cmd) {
       case "CAPA":
-        return this.forward(line, "capa");
+        return this.queue.forward(line, "capa");
       case "RETR":
       case "TOP":
-        return this.forward(line, "message");
+        return this.queue.forward(line, "message");
       case "LIST":
       case "UIDL":
-        return this.forward(line, args.filter(Boolean).length === 0 ? "lines" : "single");
+        return this.queue.forward(line, args.filter(Boolean).length === 0 ? "lines" : "single");
       case "AUTH":
-        return this.forward(line, args.filter(Boolean).length === 0 ? "lines" : "auth");
+        return this.queue.forward(line, args.filter(Boolean).length === 0 ? "lines" : "auth");
       case "QUIT":
         this.quitting = true;
-        return this.forward(line, "quit");
+        return this.queue.forward(line, "quit");
       default:
-        return this.forward(line, "single");
+        return this.queue.forward(line, "single");
     }
-  }
-
-  private forward(line: string, expect: Expect): Action[] {
-    this.queue.expect(expect);
-    return [{ send: "backend", line }];
   }
 
   private local(reply: string): Action[] {

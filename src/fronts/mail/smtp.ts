@@ -84,22 +84,17 @@ export class SmtpDialogue extends LineDialogue {
         return this.flushLocal();
       case "AUTH":
         if (!this.clientTls && this.o.authNeedsTls) return this.local("530 5.7.0 Must issue a STARTTLS command first");
-        return this.forward(line, "auth");
+        return this.queue.forward(line, "auth");
       case "EHLO":
-        return this.forward(line, "ehlo-client");
+        return this.queue.forward(line, "ehlo-client");
       case "DATA":
-        return this.forward(line, "data");
+        return this.queue.forward(line, "data");
       case "QUIT":
         this.quitting = true;
-        return this.forward(line, "quit");
+        return this.queue.forward(line, "quit");
       default:
-        return this.forward(line, "reply");
+        return this.queue.forward(line, "reply");
     }
-  }
-
-  private forward(line: string, expect: Expect): Action[] {
-    this.queue.expect(expect);
-    return [{ send: "backend", line }];
   }
 
   private local(reply: string): Action[] {

@@ -149,6 +149,12 @@ export class ReplyQueue<E extends string> {
     this.owed.push({ expect });
   }
 
+  /** A client's command for the backend, whose reply is of this kind. */
+  forward(line: string, expect: E): CoreAction[] {
+    this.owed.push({ expect });
+    return [{ send: "backend", line }];
+  }
+
   /** The front's own reply, in the place of a backend reply of this kind. */
   local(expect: E, reply: string): void {
     this.owed.push({ expect, local: reply });
