@@ -263,6 +263,24 @@ export const configSchema = z
       })
       .prefault({}),
     shutdownGrace: duration("10s").describe("on SIGTERM, open requests get this long to finish"),
+    workers: z
+      .union([z.literal("auto"), z.number().int().min(1).max(64)])
+      .default("auto")
+      .describe(
+        "processes serving the proxy, DNS and fronts: auto = one per core; 1 = one process doing everything (no supervisor)",
+      ),
+    shared: z
+      .strictObject({
+        redis: z
+          .string()
+          .regex(/^rediss?:\/\/\S+$/, { message: "expected a URL like redis://127.0.0.1:6379" })
+          .optional()
+          .describe(
+            "several gatehouses share their DNS cache, small HTTP cache entries and dashboard counters through this Redis/Valkey; each serves on its own when it is down",
+          ),
+      })
+      .prefault({})
+      .describe("state shared between several gatehouse boxes"),
     proxy,
     dns,
     admin,
