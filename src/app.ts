@@ -2,7 +2,9 @@ import type { AddressInfo, Socket } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { addressFacing, pacRoutes, wpadNames } from "./admin/pac.js";
 import { AdminListener } from "./admin/server.js";
+import type { AdminSource } from "./admin/state.js";
 import { AdminState } from "./admin/state.js";
+import type { MirroredRules } from "./cluster/rules-mirror.js";
 import { DiagnosticsError } from "./config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
@@ -31,7 +33,7 @@ import { createLogger, type Logger, silentLogger } from "./log/logger.js";
 import { AddressSet, type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { SelfEndpoints } from "./net/self.js";
-import { Rules } from "./rules/rules.js";
+import { type RuleSource, Rules } from "./rules/rules.js";
 import type { CaSummary } from "./tls/ca.js";
 import { caRoutes } from "./tls/ca-pages.js";
 import { InterceptPolicy, PassThrough } from "./tls/intercept-policy.js";
@@ -48,6 +50,25 @@ export interface StartOptions {
   queryLog?: QueryLog;
   /** Resolver used for origin connections; the DNS part supplies its own pipeline here. */
   lookup?: LookupFunction;
+  /** How this process takes part in a cluster of processes (src/cluster); undefined: it does everything alone. */
+  role?: ProcessRole;
+  /** Fields on every program log line of this process (a worker's number). */
+  logFields?: Record<string, unknown>;
+}
+
+/**
+ * A worker serves the proxy, DNS and fronts with the rules the supervisor hands it (and no admin);
+ * the supervisor serves only the admin, over what its workers report, and owns the rules files.
+ */
+export type ProcessRole =
+  | { kind: "worker"; rules: MirroredRules }
+  /** `admin` is given this process's Gatehouse as soon as it exists (the admin starts inside start()). */
+  | { kind: "supervisor"; admin: (self: Gatehouse) => AdminSource };
+
+/** A reload prepared beside the running generation, to be committed or aborted (see prepareReload). */
+export interface PreparedReload {
+  readonly loaded: LoadedConfig;
+  readonly gen: Generation;
 }
 
 /** Everything built from one config. A reload builds the next one beside it and swaps. */
@@ -57,7 +78,7 @@ interface Generation {
   fronts: Fronts;
   /** The request path of decrypted tunnels, which the process-wide intercept server is pointed at. */
   intercepted: HttpService;
-  rules: Reusable<Rules>;
+  rules: Reusable<RuleSource>;
   cache: Reusable<HttpCache>;
   accessLog: Reusable<Sink> | undefined;
   queryLog: Reusable<Sink> | undefined;
@@ -102,7 +123,7 @@ export class Gatehouse {
     private readonly opts: StartOptions,
     private loaded: LoadedConfig,
   ) {
-    this.log = opts.log ?? createLogger(loaded.config.log.level);
+    this.log = opts.log ?? createLogger(loaded.config.log.level, opts.logFields);
     this.events = new Events((channel, err) => this.log.error({ channel, err }, `a ${channel} event sink failed`));
     this.refusals = new Refusals(loaded.config.proxy.limits, this.activity);
     if (opts.accessLog) {
@@ -117,21 +138,23 @@ export class Gatehouse {
   }
 
   static async start(opts: StartOptions = {}): Promise<Gatehouse> {
-    const loaded = opts.config ? { config: opts.config, file: undefined } : loadConfig(opts.configFile);
+    const loaded = opts.config ? { config: opts.config, file: opts.configFile } : loadConfig(opts.configFile);
     const app = new Gatehouse(opts, loaded);
     const gen = app.build(loaded.config, undefined);
     await prepareAll(gen.parts);
     commitAll(gen.parts);
     app.current = gen;
     app.afterCommit();
-    app.log.info(
-      {
-        config: loaded.file ?? "(embedded defaults)",
-        ...app.listenerSummary(),
-        rules: app.rulesSummary(),
-      },
-      "gatehouse started",
-    );
+    // A supervisor says so itself, with its workers' addresses.
+    if (opts.role?.kind !== "supervisor")
+      app.log.info(
+        {
+          config: loaded.file ?? "(embedded defaults)",
+          ...app.listenerSummary(),
+          rules: app.rulesSummary(),
+        },
+        opts.role?.kind === "worker" ? "worker started" : "gatehouse started",
+      );
     return app;
   }
 
@@ -143,13 +166,14 @@ export class Gatehouse {
     return this.current.cache.value;
   }
 
-  get rules(): Rules {
+  get rules(): RuleSource {
     return this.current.rules.value;
   }
 
   get resolver(): DnsResolver {
     return this.current.resolver;
   }
+
 
   get proxyAddresses(): AddressInfo[] {
     return this.current.proxy.addresses;
@@ -188,26 +212,38 @@ export class Gatehouse {
 
   private build(config: Config, previous: Generation | undefined): Generation {
     const cfg = config.proxy;
-    const rules = new Reusable<Rules>(
-      "rules",
-      previous?.rules,
-      () =>
-        previous !== undefined &&
-        previous.config.rules === config.rules &&
-        previous.config.listsDir === config.listsDir &&
-        isDeepStrictEqual(previous.config.lists, config.lists),
-      () => new Rules(config, this.log, DNS_FILE_KINDS),
-      {
-        prepare: async (r) => r.load(),
-        start: (r) => {
-          r.onChange(() => this.events.rules.emit(rulesEvent(r, "changed")));
-          this.events.rules.emit(rulesEvent(r, "loaded"));
-          r.start();
-        },
-        kept: (r) => r.rescan(),
-        close: (r) => r.close(),
-      },
-    );
+    const role = this.opts.role;
+    const adminSource: AdminSource = role?.kind === "supervisor" ? role.admin(this) : this;
+    const rules: Reusable<RuleSource> =
+      role?.kind === "worker"
+        ? // The supervisor owns the files and hands every change to all workers: one mirror per process.
+          new Reusable<RuleSource>(
+            "rules",
+            previous?.rules,
+            () => true,
+            () => role.rules,
+            { close: () => {} },
+          )
+        : new Reusable<Rules>(
+            "rules",
+            previous?.rules as Reusable<Rules> | undefined,
+            () =>
+              previous !== undefined &&
+              previous.config.rules === config.rules &&
+              previous.config.listsDir === config.listsDir &&
+              isDeepStrictEqual(previous.config.lists, config.lists),
+            () => new Rules(config, this.log, DNS_FILE_KINDS),
+            {
+              prepare: async (r) => r.load(),
+              start: (r) => {
+                r.onChange(() => this.events.rules.emit(rulesEvent(r, "changed")));
+                this.events.rules.emit(rulesEvent(r, "loaded"));
+                r.start();
+              },
+              kept: (r) => r.rescan(),
+              close: (r) => r.close(),
+            },
+          );
     const cache = new Reusable<HttpCache>(
       "proxy.cache",
       previous?.cache,
@@ -215,33 +251,38 @@ export class Gatehouse {
       () => new HttpCache(cfg.cache, this.log),
       { prepare: (c) => c.open(), close: (c) => c.close() },
     );
-    const accessLog = this.opts.accessLog
-      ? undefined
-      : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
-          const log = AccessLog.open(config.log.access.file, config.log.access.format);
-          // No file, no subscriber: the request path then builds no access events at all.
-          if (config.log.access.file === "") return { unsubscribe: undefined, reopen: () => {}, close: () => log.close() };
-          // Front sessions (FTP, mail) share the access log with HTTP requests, as Squid's one log does.
-          const offRequests = this.events.access.subscribe((e) => log.write(e));
-          const offSessions = this.events.session.subscribe((e) => log.writeSession(e));
-          const unsubscribe = () => {
-            offRequests();
-            offSessions();
-          };
-          return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
-        });
-    const queryLog = this.opts.queryLog
-      ? undefined
-      : this.sink("log.queries", previous?.queryLog, config.log.queries.file, () => {
-          const log = QueryLog.open(config.log.queries.file);
-          const unsubscribe = config.log.queries.file === "" ? undefined : this.events.query.subscribe((e) => log.writeEvent(e));
-          return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
-        });
+    // A supervisor writes no access or query log: its workers append their own lines to the files.
+    const ownLogs = role?.kind !== "supervisor";
+    const accessLog =
+      this.opts.accessLog || !ownLogs
+        ? undefined
+        : this.sink("log.access", previous?.accessLog, `${config.log.access.file}\n${config.log.access.format}`, () => {
+            const log = AccessLog.open(config.log.access.file, config.log.access.format);
+            // No file, no subscriber: the request path then builds no access events at all.
+            if (config.log.access.file === "") return { unsubscribe: undefined, reopen: () => {}, close: () => log.close() };
+            // Front sessions (FTP, mail) share the access log with HTTP requests, as Squid's one log does.
+            const offRequests = this.events.access.subscribe((e) => log.write(e));
+            const offSessions = this.events.session.subscribe((e) => log.writeSession(e));
+            const unsubscribe = () => {
+              offRequests();
+              offSessions();
+            };
+            return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
+          });
+    const queryLog =
+      this.opts.queryLog || !ownLogs
+        ? undefined
+        : this.sink("log.queries", previous?.queryLog, config.log.queries.file, () => {
+            const log = QueryLog.open(config.log.queries.file);
+            const unsubscribe =
+              config.log.queries.file === "" ? undefined : this.events.query.subscribe((e) => log.writeEvent(e));
+            return { unsubscribe, reopen: () => log.reopen(), close: () => log.close() };
+          });
     const dashboard = new Reusable<AdminState>(
       "admin.state",
       previous?.dashboard,
       (s) => s.dir === config.admin.state && s.counting === (config.admin.listen !== ""),
-      () => new AdminState(this, config.admin.state, config.admin.listen !== "", config.admin.recentLog, this.log),
+      () => new AdminState(adminSource, config.admin.state, config.admin.listen !== "", config.admin.recentLog, this.log),
       { prepare: (s) => s.open(), start: (s) => s.start(), close: (s) => s.close() },
     );
     const resolver = new DnsResolver({
@@ -343,7 +384,7 @@ export class Gatehouse {
     const admin = new AdminListener(
       config.admin.listen === "" ? undefined : (parseListen(config.admin.listen) as ListenAddress),
       {
-        source: this,
+        source: adminSource,
         state: dashboard.value,
         certificate: config.admin.tls ? (name) => tls.store.contextFor(name) : undefined,
         log: this.log,
@@ -504,26 +545,46 @@ export class Gatehouse {
       this.reportReloadFailure(err);
       return false;
     }
-    const old = this.current;
-    const next = this.build(loaded.config, old);
+    const next = await this.prepareReload(loaded);
+    if (!next) return false;
+    await this.commitReload(next);
+    return true;
+  }
+
+  /**
+   * The first half of a reload: the next generation built and prepared beside the running one.
+   * Undefined (and the failure logged) when it cannot be. A worker's supervisor commits it only
+   * once every worker has prepared its own.
+   */
+  async prepareReload(loaded: LoadedConfig): Promise<PreparedReload | undefined> {
+    if (this.stopping) return undefined;
+    const gen = this.build(loaded.config, this.current);
     try {
-      await prepareAll(next.parts);
+      await prepareAll(gen.parts);
     } catch (err) {
       this.reportReloadFailure(err);
-      return false;
+      return undefined;
     }
-    commitAll(next.parts);
-    this.loaded = loaded;
-    this.current = next;
+    return { loaded, gen };
+  }
+
+  async commitReload(next: PreparedReload): Promise<void> {
+    const old = this.current;
+    commitAll(next.gen.parts);
+    this.loaded = next.loaded;
+    this.current = next.gen;
     this.afterCommit();
     await disposeAll(old.parts, (part, err) =>
       this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`),
     );
     this.log.info(
-      { config: loaded.file ?? "(embedded defaults)", ...this.listenerSummary(), rules: this.rulesSummary() },
+      { config: next.loaded.file ?? "(embedded defaults)", ...this.listenerSummary(), rules: this.rulesSummary() },
       "configuration reloaded",
     );
-    return true;
+  }
+
+  async abortReload(next: PreparedReload): Promise<void> {
+    await Promise.allSettled(next.gen.parts.map((p) => p.abort()));
   }
 
   private reportReloadFailure(err: unknown): void {
@@ -548,13 +609,20 @@ export class Gatehouse {
     const gen = this.current;
     const report = (part: string, err: unknown) =>
       this.log.warn({ part, err: (err as Error).message }, `${part}: not closed cleanly`);
-    // Every listener refuses new connections now: DNS and admin close outright, the proxy stops
-    // accepting and lets what is in progress finish within the grace.
-    const early: Part[] = [gen.dns, gen.admin];
+    // Every listener refuses new connections now: the admin closes outright, DNS answers the
+    // queries it has read, the proxy stops accepting and lets what is in progress finish within the grace.
+    const early: Part[] = [gen.admin];
     const closing = disposeAll(early, report);
+    const dnsDrained = gen.dns.drain();
     gen.proxy.stopAccepting();
     gen.fronts.stopAccepting();
     const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
+    let graceOver: NodeJS.Timeout | undefined;
+    await Promise.race([
+      dnsDrained,
+      new Promise((resolve) => (graceOver = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(graceOver);
     if (!drained) {
       const cut = this.activity.destroyAll();
       this.log.warn({ open: cut }, `closed ${cut} request(s) and tunnel(s) still open after shutdownGrace`);
@@ -570,7 +638,7 @@ export class Gatehouse {
   }
 }
 
-function rulesEvent(r: Rules, reason: RulesEvent["reason"]): RulesEvent {
+function rulesEvent(r: RuleSource, reason: RulesEvent["reason"]): RulesEvent {
   const files = r.summary();
   return {
     time: Date.now(),

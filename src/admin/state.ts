@@ -7,12 +7,12 @@ import type { DnsResolver } from "../dns/resolver.js";
 import type { Events } from "../events/events.js";
 import type { Explanation } from "../explain/explain.js";
 import type { BackendStatus } from "../fronts/health.js";
-import type { HttpCache } from "../http/cache/http-cache.js";
+import type { CacheStats } from "../http/cache/http-cache.js";
 import { publicRulePath } from "../http/pages.js";
 import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 import type { RemoteLists } from "../rules/remote.js";
-import type { Rules } from "../rules/rules.js";
+import type { RuleSource } from "../rules/rules.js";
 import type { CaSummary } from "../tls/ca.js";
 import { LoginLimiter } from "./auth/limiter.js";
 import { Sessions, token } from "./auth/sessions.js";
@@ -22,10 +22,17 @@ import { FIELDS } from "./stats/series.js";
 import { Stats, type StatsSnapshot } from "./stats/stats.js";
 
 /** What the admin reads from the running gatehouse: the generation in force, so a reload shows at once. */
+/** The cache as the admin sees it: one process's, or every worker's through their supervisor. */
+export interface CacheControl {
+  stats(): CacheStats;
+  purge(url: string): number | Promise<number>;
+  purgePrefix(prefix: string): { urls: number; purged: number } | Promise<{ urls: number; purged: number }>;
+}
+
 export interface AdminSource {
   readonly config: Config;
-  readonly cache: HttpCache;
-  readonly rules: Rules;
+  readonly cache: CacheControl;
+  readonly rules: RuleSource;
   readonly resolver: DnsResolver;
   readonly proxyAddresses: AddressInfo[];
   readonly dnsAddresses: { address: string; port: number }[];
@@ -263,7 +270,7 @@ export interface Overview {
   upstreams: ReturnType<Stats["upstreamHealth"]>;
   fronts: AdminSource["frontHealth"];
   tls: AdminSource["tlsStatus"];
-  cache: ReturnType<HttpCache["stats"]>;
+  cache: CacheStats;
   rules: { files: number; entries: number; errors: number };
 }
 

@@ -8,7 +8,7 @@ import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 import { AddressSet, isLoopback, type ListenAddress, parseHostPort, parseListen } from "../net/address.js";
 import { compose, type Decision, type Handler, type RuleRef } from "../pipeline/stage.js";
-import type { Rules } from "../rules/rules.js";
+import type { RuleSource } from "../rules/rules.js";
 import type { RuleSet } from "../rules/ruleset.js";
 import { DnsCache, type FreshEntry } from "./cache.js";
 import {
@@ -99,7 +99,7 @@ export interface Explanation {
 
 export interface ResolverOptions {
   cfg: Config["dns"];
-  rules: Rules;
+  rules: RuleSource;
   log: Logger;
   /** Where each client query is reported (events.query), once, when answered or dropped. */
   events: Events;
@@ -151,7 +151,7 @@ export class DnsResolver implements Part {
   private readonly inherited: boolean;
   private readonly serve: Handler<DnsExchange, DnsOutcome>;
   private readonly explainChain: Handler<DnsExchange, DnsOutcome>;
-  private readonly rules: Rules;
+  private readonly rules: RuleSource;
   private readonly log: Logger;
   private readonly events: Events;
   private readonly now: () => number;

@@ -48,6 +48,11 @@ interface Binding {
   /** False between prepare and commit: datagrams are dropped, connections wait. */
   live: boolean;
   waiting: Socket[];
+  /** UDP queries read and not yet answered. */
+  unanswered: number;
+  /** Set by drain(): called when the last unanswered UDP query is answered. */
+  drained: (() => void) | undefined;
+  udpClosed: boolean;
 }
 
 /**
@@ -140,6 +145,15 @@ export class DnsServer implements Part {
     await Promise.all(owned.map(closeBinding));
   }
 
+  /**
+   * Stopping (SIGTERM, a worker being replaced): no new TCP connection is taken, and each UDP
+   * socket is closed as soon as every query it read has been answered, not before: in a cluster
+   * the other workers' copies of the socket go on reading, so no query is left unanswered.
+   */
+  drain(): Promise<void> {
+    return Promise.all(this.bindings.map(drainBinding)).then(() => {});
+  }
+
   /** UDP first (with port 0 the kernel picks it), then TCP on the same port. */
   private async bind(addr: ListenAddress): Promise<Binding> {
     for (let attempt = 0; ; attempt++) {
@@ -158,6 +172,9 @@ export class DnsServer implements Part {
           owner: this,
           live: false,
           waiting: [],
+          unanswered: 0,
+          drained: undefined,
+          udpClosed: false,
         };
         await listenTcp(binding, addr.host);
         serveUdp(binding);
@@ -256,7 +273,7 @@ function serveUdp(b: Binding): void {
     const reply = (bytes: Buffer | null) => {
       // b.live: the socket may have been closed meanwhile (dispose). Nothing may throw here:
       // the promise below has no other handler.
-      if (!bytes || !b.live) return;
+      if (!bytes || !b.live || b.udpClosed) return;
       // No callback: a send error (an unreachable client) is the client's loss, not worth a log
       // line per packet, and without one Node schedules nothing after a send that completed.
       try {
@@ -268,7 +285,35 @@ function serveUdp(b: Binding): void {
     // A known cache hit is answered in this same callback, with no promise.
     const now = resolver.answerNow(msg, client);
     if (now !== undefined) return reply(now);
-    resolver.answer(msg, client).then(reply, (err: unknown) => owner.log.error({ err }, "DNS answer failed"));
+    b.unanswered++;
+    const settled = () => {
+      b.unanswered--;
+      if (b.unanswered === 0) b.drained?.();
+    };
+    resolver.answer(msg, client).then(
+      (bytes) => {
+        reply(bytes);
+        settled();
+      },
+      (err: unknown) => {
+        owner.log.error({ err }, "DNS answer failed");
+        settled();
+      },
+    );
+  });
+}
+
+function drainBinding(b: Binding): Promise<void> {
+  b.tcp.close();
+  return new Promise((resolve) => {
+    const close = () => {
+      b.drained = undefined;
+      if (b.udpClosed) return resolve();
+      b.udpClosed = true;
+      b.udp.close(() => resolve());
+    };
+    if (b.unanswered === 0 || b.udpClosed) close();
+    else b.drained = close;
   });
 }
 
@@ -276,9 +321,11 @@ async function closeBinding(b: Binding): Promise<void> {
   b.live = false;
   for (const c of [...b.conns, ...b.waiting]) c.destroy();
   b.conns.clear();
+  const udpOpen = !b.udpClosed;
+  b.udpClosed = true;
   await Promise.all([
-    new Promise<void>((resolve) => b.udp.close(() => resolve())),
-    new Promise<void>((resolve) => b.tcp.close(() => resolve())),
+    udpOpen ? new Promise<void>((resolve) => b.udp.close(() => resolve())) : undefined,
+    b.tcp.listening ? new Promise<void>((resolve) => b.tcp.close(() => resolve())) : undefined,
   ]);
 }
 

@@ -18,8 +18,15 @@ function listKind(role: "block" | "allow"): FileKind<DomainList> {
     },
     compileOffThread: (file, text) => compileInWorker(file, role, text),
     count: (list) => list.stats.entries + list.stats.exceptions,
+    transfer: listTransfer,
   };
 }
+
+/** Compiled lists cross to worker processes as their typed-array tables: no worker compiles a big list again. */
+const listTransfer = {
+  pack: (list: DomainList): unknown => list.toTransfer().data,
+  unpack: (data: unknown): DomainList => DomainList.fromTransfer(data as DomainListData),
+};
 
 /** The worker file beside this module: .ts when running from sources (tests), .js from dist/. */
 const WORKER_URL = new URL(`./compile-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
@@ -66,6 +73,13 @@ export const interceptFiles: FileKind<InterceptList> = {
     return { value: { which: file.endsWith("no-intercept.txt") ? "no-intercept" : "intercept", list }, diagnostics };
   },
   count: ({ list }) => list.stats.entries,
+  transfer: {
+    pack: ({ which, list }) => ({ which, list: listTransfer.pack(list) }),
+    unpack: (data) => {
+      const d = data as { which: InterceptList["which"]; list: unknown };
+      return { which: d.which, list: listTransfer.unpack(d.list) };
+    },
+  },
 };
 
 export const blockFiles = listKind("block");

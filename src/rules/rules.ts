@@ -1,19 +1,48 @@
 import { existsSync } from "node:fs";
+import type { Diagnostic } from "../config/diagnostic.js";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
 import { allowFiles, blockFiles, firewallFile, interceptFiles } from "./kinds.js";
 import { RemoteLists } from "./remote.js";
 import { RuleSet } from "./ruleset.js";
-import { type FileKind, type FileSummary, RulesStore } from "./store.js";
+import { type FileKind, type FileSummary, RulesStore, type SnapshotEntry } from "./store.js";
 
 const SCAN_INTERVAL_MS = 1000;
+
+/**
+ * What the serving parts read of the rules: the RuleSet in force and the compiled files of other
+ * kinds. A single process reads its own files (Rules); a worker process reads what the supervisor
+ * handed it (MirroredRules).
+ */
+export interface RuleSource {
+  readonly current: RuleSet;
+  /** The directories rule files come from, for showing rule paths relative to them. */
+  readonly roots: string[];
+  values<T>(kind: FileKind<T>): T[];
+  /** Called after every change to the compiled rules; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
+  readonly subscribers: number;
+  summary(): FileSummary[];
+  diagnostics(): Diagnostic[];
+  /** Look at the files now (an admin's edit) instead of at the next tick. */
+  rescan(): void;
+  /** Resolves once changes already seen have been applied. */
+  settle(): Promise<void>;
+}
+
+/** The RuleSet made from compiled files: the same in a single process and in every worker. */
+export function ruleSetOf(values: <T>(kind: FileKind<T>) => T[]): RuleSet {
+  const lists = [...values(blockFiles), ...values(allowFiles)];
+  const [firewall] = values(firewallFile);
+  return new RuleSet(lists, firewall, values(interceptFiles));
+}
 
 /**
  * The rules as the rest of gatehouse sees them: the current RuleSet (swapped whole when any file
  * changes) and the compiled values of other kinds (DNS local records) for whoever registered them.
  * Life: load() reads and compiles everything; start() watches and downloads; close() stops both.
  */
-export class Rules {
+export class Rules implements RuleSource {
   private readonly store: RulesStore;
   private remote: RemoteLists | undefined;
   private listeners: (() => void)[] = [];
@@ -56,9 +85,7 @@ export class Rules {
   }
 
   private rebuild(): void {
-    const lists = [...this.store.values(blockFiles), ...this.store.values(allowFiles)];
-    const [firewall] = this.store.values(firewallFile);
-    this.current = new RuleSet(lists, firewall, this.store.values(interceptFiles));
+    this.current = ruleSetOf((kind) => this.store.values(kind));
     for (const l of this.listeners) l();
   }
 
@@ -95,6 +122,11 @@ export class Rules {
 
   diagnostics() {
     return this.store.diagnostics();
+  }
+
+  /** The files in force, for worker processes; see RulesStore.snapshot. */
+  snapshot(known?: ReadonlyMap<string, string>): { entries: SnapshotEntry[]; stamps: Map<string, string> } {
+    return this.store.snapshot(known);
   }
 
   summary(): FileSummary[] {

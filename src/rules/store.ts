@@ -19,6 +19,21 @@ export interface FileKind<T = unknown> {
   compileOffThread?(display: string, text: string): Promise<{ value: T; diagnostics: Diagnostic[] }>;
   /** Entries a compiled file holds, for the start and reload log lines. */
   count?(value: T): number;
+  /**
+   * How a compiled value crosses to worker processes (structured clone): kinds without it are
+   * handed over as the text that compiled without problems and compiled again there.
+   */
+  transfer?: { pack(value: T): unknown; unpack(data: unknown): T };
+}
+
+/** One file as the supervisor hands it to the workers: compiled where the kind can be cloned, else its good text. */
+export interface SnapshotEntry {
+  abs: string;
+  kind: string;
+  display: string;
+  stamp: string;
+  diagnostics: Diagnostic[];
+  payload: { packed: unknown } | { text: string; companions: (string | undefined)[] };
 }
 
 /** One file as the store holds it, for logs, `check` and the admin API. */
@@ -45,6 +60,8 @@ interface Entry {
   value: unknown;
   diagnostics: Diagnostic[];
   good: boolean;
+  /** The text of `value`, kept for kinds that cannot hand a compiled value to workers. */
+  source: { text: string; companions: (string | undefined)[] } | undefined;
 }
 
 const MAX_DEPTH = 2;
@@ -130,15 +147,24 @@ export class RulesStore {
           if (current) this.compiling.delete(abs);
         }
         if (!current) return;
-        if (this.apply(abs, kind, display, stamp, compiled.value, compiled.diagnostics)) notify();
+        if (this.apply(abs, kind, display, stamp, compiled.value, compiled.diagnostics, { text, companions: companionTexts }))
+          notify();
       });
       return false;
     }
     const { value, diagnostics } = kind.compile(display, text, companionTexts);
-    return this.apply(abs, kind, display, stamp, value, diagnostics);
+    return this.apply(abs, kind, display, stamp, value, diagnostics, { text, companions: companionTexts });
   }
 
-  private apply(abs: string, kind: FileKind, display: string, stamp: string, value: unknown, diagnostics: Diagnostic[]): boolean {
+  private apply(
+    abs: string,
+    kind: FileKind,
+    display: string,
+    stamp: string,
+    value: unknown,
+    diagnostics: Diagnostic[],
+    text: { text: string; companions: (string | undefined)[] },
+  ): boolean {
     const previous = this.entries.get(abs);
     const good = diagnostics.length === 0;
     for (const d of diagnostics) this.log?.error({ file: d.file, line: d.line, code: d.code }, formatDiagnostic(d));
@@ -147,7 +173,7 @@ export class RulesStore {
       this.entries.set(abs, { ...previous, stamp, diagnostics });
       return false;
     }
-    this.entries.set(abs, { kind, display, stamp, value, diagnostics, good });
+    this.entries.set(abs, { kind, display, stamp, value, diagnostics, good, source: kind.transfer ? undefined : text });
     if (previous) {
       const entries = kind.count?.(value);
       this.log?.info({ file: display, entries }, `${display}: reloaded${entries === undefined ? "" : ` (${entries} entries)`}`);
@@ -165,6 +191,24 @@ export class RulesStore {
 
   diagnostics(): Diagnostic[] {
     return [...this.entries.values()].flatMap((e) => e.diagnostics);
+  }
+
+  /**
+   * Every file as it is in force, for worker processes. `known` (path → stamp the workers hold)
+   * leaves out the packing of files they already have: a one-line edit does not ship a big list.
+   */
+  snapshot(known: ReadonlyMap<string, string> = new Map()): { entries: SnapshotEntry[]; stamps: Map<string, string> } {
+    const entries: SnapshotEntry[] = [];
+    const stamps = new Map<string, string>();
+    for (const [abs, e] of this.entries) {
+      stamps.set(abs, e.stamp);
+      if (known.get(abs) === e.stamp) continue;
+      const payload = e.kind.transfer
+        ? { packed: e.kind.transfer.pack(e.value) }
+        : { text: e.source?.text ?? "", companions: e.source?.companions ?? [] };
+      entries.push({ abs, kind: e.kind.name, display: e.display, stamp: e.stamp, diagnostics: e.diagnostics, payload });
+    }
+    return { entries, stamps };
   }
 
   summary(): FileSummary[] {

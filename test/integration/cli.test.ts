@@ -307,7 +307,8 @@ describe("gatehouse cache", () => {
       s.end("cacheable");
     });
     const { dir, file } = tempConfig(
-      `log:\n  access:\n    file: ""\ndns:\n  listen: []\nadmin:\n  listen: "127.0.0.1:${free}"\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
+      // One process: which worker takes the second request is the kernel's choice (see cluster.test.ts).
+      `workers: 1\nlog:\n  access:\n    file: ""\ndns:\n  listen: []\nadmin:\n  listen: "127.0.0.1:${free}"\nproxy:\n  listen: ["127.0.0.1:0"]\n`,
     );
     const run = spawnGatehouse(["-c", file], dir);
     try {

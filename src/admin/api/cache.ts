@@ -16,7 +16,7 @@ function absoluteUrl(text: string, what: string): string {
 }
 
 /** Purge one URL (every variant) or every URL that begins with a prefix, in every cache tier. */
-function purge(c: Ctx) {
+async function purge(c: Ctx) {
   const url = param(c.url, "url", 8192);
   const prefix = param(c.url, "prefix", 8192);
   if ((url === undefined) === (prefix === undefined)) {
@@ -25,14 +25,14 @@ function purge(c: Ctx) {
   const cache = c.src.cache;
   if (url !== undefined) {
     const href = absoluteUrl(url, "url");
-    const purged = cache.purge(href);
+    const purged = await cache.purge(href);
     c.log.info({ url: href, purged, client: c.client }, "cache purge");
     return { url: href, purged };
   }
   const start = absoluteUrl(prefix as string, "prefix");
   // new URL() adds a "/" to a bare origin; a prefix is matched as the admin typed it otherwise.
   const match = /^https?:\/\/[^/]+$/i.test(prefix as string) ? (prefix as string).toLowerCase() : start;
-  const { urls, purged } = cache.purgePrefix(match);
+  const { urls, purged } = await cache.purgePrefix(match);
   c.log.info({ prefix: match, urls, purged, client: c.client }, "cache purge by prefix");
   return { prefix: match, urls, purged };
 }

@@ -3,6 +3,7 @@ import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
 import { Tasks } from "../../lifecycle/tasks.js";
+import { type DiskIndexEntry, type DiskLink, diskLink } from "../../cluster/disk-link.js";
 import type { Logger } from "../../log/logger.js";
 import { flattenHeaders, type HeaderList } from "../exchange.js";
 import { parseCacheControl } from "./directives.js";
@@ -28,12 +29,7 @@ interface Meta {
   sha256: string;
 }
 
-interface IndexEntry {
-  file: string;
-  size: number;
-  url: string;
-  varyNames: string[];
-}
+type IndexEntry = DiskIndexEntry;
 
 /** Entries whose metadata is read at once while the index is rebuilt. */
 const OPEN_AT_ONCE = 32;
@@ -47,7 +43,8 @@ const META_READ = 8 * 1024;
  * in bytes, least recently used out first. No call here blocks the event loop: the index is rebuilt
  * at start from each entry's metadata only, and writes and deletes run in the background, owned
  * by `tasks`. Any write error (a full or failing disk) turns the tier off with one warning; the
- * memory tier goes on alone.
+ * memory tier goes on alone. Shared by several processes (see src/cluster/disk-link.ts), only the
+ * owner deletes files to make room.
  */
 export class DiskStore implements CacheStore {
   private readonly index: LRUCache<string, IndexEntry>;
@@ -56,6 +53,10 @@ export class DiskStore implements CacheStore {
   private readonly byUrl = new Map<string, Set<string>>();
   private seq = 0;
   private readonly tasks: Tasks;
+  private readonly link: DiskLink | undefined = diskLink();
+  private detach: (() => void) | undefined;
+  /** Set while entries are dropped because another process removed their files. */
+  private forgetting = false;
 
   constructor(
     private readonly dir: string,
@@ -70,13 +71,18 @@ export class DiskStore implements CacheStore {
         const keys = this.byUrl.get(e.url);
         keys?.delete(key);
         if (keys?.size === 0) this.byUrl.delete(e.url);
+        if (this.forgetting) return;
+        if (reason === "evict" && this.link?.role === "worker") return;
         if (reason === "evict" || reason === "delete" || reason === "set") this.remove(e.file);
+        if (reason === "evict") this.link?.evicted(key);
       },
     });
   }
 
   /** Rebuilds the index from the files a previous run left, reading only their metadata. */
   async open(): Promise<void> {
+    // A worker leaves cleaning up to the owner: a temp file may be another worker's write in progress.
+    const cleans = this.link?.role !== "worker";
     try {
       await mkdir(this.dir, { recursive: true });
       const found: { key: string; entry: IndexEntry; mtime: number }[] = [];
@@ -88,9 +94,9 @@ export class DiskStore implements CacheStore {
       for (let i = 0; i < files.length; i += OPEN_AT_ONCE) {
         await Promise.all(
           files.slice(i, i + OPEN_AT_ONCE).map(async (file) => {
-            if (file.endsWith(".tmp")) return this.remove(file);
+            if (file.endsWith(".tmp")) return cleans ? this.remove(file) : undefined;
             const head = await readHead(file);
-            if (!head) return this.remove(file);
+            if (!head) return cleans ? this.remove(file) : undefined;
             found.push({
               key: head.meta.key,
               entry: { file, size: head.fileSize, url: head.meta.url, varyNames: head.meta.varyNames },
@@ -101,6 +107,18 @@ export class DiskStore implements CacheStore {
       }
       found.sort((a, b) => a.mtime - b.mtime);
       for (const f of found) this.remember(f.key, f.entry);
+      this.detach = this.link?.attach({
+        learn: (key, entry) => this.remember(key, entry),
+        touch: (key) => void this.index.get(key),
+        forget: (keys) => {
+          this.forgetting = true;
+          try {
+            for (const key of keys) this.index.delete(key);
+          } finally {
+            this.forgetting = false;
+          }
+        },
+      });
     } catch (err) {
       this.disable(err);
     }
@@ -121,9 +139,12 @@ export class DiskStore implements CacheStore {
     try {
       const decoded = decode(await readFile(entry.file));
       if (!decoded || decoded.key !== key) throw new Error("corrupt entry");
+      this.link?.touched(key);
       return decoded;
-    } catch {
-      this.log.warn({ file: entry.file }, "dropped a truncated or corrupt disk cache entry");
+    } catch (err) {
+      // Gone: the owner removed it for room (or a purge did) before this process heard of it.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        this.log.warn({ file: entry.file }, "dropped a truncated or corrupt disk cache entry");
       this.index.delete(key);
       return undefined;
     }
@@ -163,7 +184,9 @@ export class DiskStore implements CacheStore {
       await mkdir(subdir, { recursive: true });
       await writeFile(tmp, Buffer.concat([len, json, e.body]));
       await rename(tmp, file);
-      if (this.enabled) this.remember(e.key, { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames });
+      const entry = { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames };
+      if (this.enabled) this.remember(e.key, entry);
+      this.link?.stored(e.key, entry);
     } catch (err) {
       await unlink(tmp).catch(() => {});
       this.disable(err);
@@ -213,6 +236,7 @@ export class DiskStore implements CacheStore {
   }
 
   async close(): Promise<void> {
+    this.detach?.();
     await this.tasks.settle();
   }
 
