@@ -34,6 +34,7 @@ import { AddressSet, type ListenAddress, parseListen } from "./net/address.js";
 import { type LookupFunction, refuseLoopback } from "./net/lookup.js";
 import { SelfEndpoints } from "./net/self.js";
 import { type RuleSource, Rules } from "./rules/rules.js";
+import { Shared } from "./shared/shared.js";
 import type { CaSummary } from "./tls/ca.js";
 import { caRoutes } from "./tls/ca-pages.js";
 import { InterceptPolicy, PassThrough } from "./tls/intercept-policy.js";
@@ -80,6 +81,8 @@ interface Generation {
   intercepted: HttpService;
   rules: Reusable<RuleSource>;
   cache: Reusable<HttpCache>;
+  /** shared.redis: one connection per process, kept while the URL stays. */
+  shared: Reusable<Shared>;
   accessLog: Reusable<Sink> | undefined;
   queryLog: Reusable<Sink> | undefined;
   resolver: DnsResolver;
@@ -174,6 +177,10 @@ export class Gatehouse {
     return this.current.resolver;
   }
 
+  /** What several boxes share through Redis (shared.redis); the dashboard shows its boxes and totals. */
+  get shared(): Shared {
+    return this.current.shared.value;
+  }
 
   get proxyAddresses(): AddressInfo[] {
     return this.current.proxy.addresses;
@@ -248,7 +255,8 @@ export class Gatehouse {
       "proxy.cache",
       previous?.cache,
       () => previous !== undefined && isDeepStrictEqual(previous.config.proxy.cache, cfg.cache),
-      () => new HttpCache(cfg.cache, this.log),
+      // The shared tier of the generation in force: a cache kept across a reload follows shared.redis.
+      () => new HttpCache(cfg.cache, this.log, undefined, () => this.current?.shared.value.http),
       { prepare: (c) => c.open(), close: (c) => c.close() },
     );
     // A supervisor writes no access or query log: its workers append their own lines to the files.
@@ -285,6 +293,19 @@ export class Gatehouse {
       () => new AdminState(adminSource, config.admin.state, config.admin.listen !== "", config.admin.recentLog, this.log),
       { prepare: (s) => s.open(), start: (s) => s.start(), close: (s) => s.close() },
     );
+    const shared = new Reusable<Shared>(
+      "shared.redis",
+      previous?.shared,
+      (s) => s.url === config.shared.redis,
+      // The counts of the dashboard in force (this one's until the first start is committed; none
+      // while admin.listen is ""), added up over the boxes.
+      () =>
+        new Shared(config.shared.redis, this.log, () => {
+          const d = (this.current?.dashboard ?? dashboard).value;
+          return d.counting ? d.stats : undefined;
+        }),
+      { prepare: (s) => s.open(), start: (s) => s.start(), close: (s) => s.close() },
+    );
     const resolver = new DnsResolver({
       cfg: config.dns,
       wpad: { names: wpadNames(cfg.pac), address: addressFacing },
@@ -292,6 +313,7 @@ export class Gatehouse {
       log: this.log,
       events: this.events,
       previous: previous?.resolver,
+      shared: shared.value.dns,
     });
     const dns = new DnsServer({
       listen: config.dns.listen,
@@ -401,6 +423,7 @@ export class Gatehouse {
       intercepted,
       rules,
       cache,
+      shared,
       accessLog,
       queryLog,
       resolver,
@@ -418,6 +441,7 @@ export class Gatehouse {
         dashboard,
         rules,
         cache,
+        shared,
         tls,
         resolver,
         dns,

@@ -13,6 +13,7 @@ import { Tasks } from "../lifecycle/tasks.js";
 import type { Logger } from "../log/logger.js";
 import type { RemoteLists } from "../rules/remote.js";
 import type { RuleSource } from "../rules/rules.js";
+import type { SharedOverview } from "../shared/counters.js";
 import type { CaSummary } from "../tls/ca.js";
 import { LoginLimiter } from "./auth/limiter.js";
 import { Sessions, token } from "./auth/sessions.js";
@@ -44,6 +45,8 @@ export interface AdminSource {
   /** The office CA (undefined without one) and the client+site pairs passing through undecrypted. */
   readonly tlsStatus: { ca: CaSummary | undefined; passThrough: { client: string; host: string; since: number }[] };
   explain(target: string, client: string | undefined): Promise<Explanation>;
+  /** Several boxes sharing through Redis (shared.redis): undefined from overview() when not configured. */
+  readonly shared?: { overview(): Promise<SharedOverview> | undefined };
 }
 
 const HISTORY_FILE = "history.json";

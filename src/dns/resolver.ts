@@ -10,6 +10,7 @@ import { AddressSet, isLoopback, type ListenAddress, parseHostPort, parseListen 
 import { compose, type Decision, type Handler, type RuleRef } from "../pipeline/stage.js";
 import type { RuleSource } from "../rules/rules.js";
 import type { RuleSet } from "../rules/ruleset.js";
+import type { SharedDns } from "../shared/dns.js";
 import { DnsCache, type FreshEntry } from "./cache.js";
 import {
   type BlockInfo,
@@ -109,6 +110,8 @@ export interface ResolverOptions {
   now?: () => number;
   /** WPAD names answered with gatehouse's own address (proxy.pac.wpad). */
   wpad?: WpadOptions;
+  /** Upstream answers shared with other boxes (shared.redis), asked before the content servers. */
+  shared?: SharedDns;
 }
 
 /**
@@ -126,8 +129,10 @@ export interface ResolverOptions {
  * 5. policy: firewall and lists, for the name asked.
  * 6. cname: wraps the cache, so names in a CNAME chain are checked on every answer, cached or not.
  * 7. cache: answers, collapses concurrent misses, prefetches, serves stale when upstreams fail.
- * Terminal: the forwarder (conditional forwarding, failover, TCP retry, scrubbing); for explain, a
- * terminal that only says where the question would go.
+ * Terminal: the answers other boxes shared (shared.redis), then the forwarder (conditional
+ * forwarding, failover, TCP retry, scrubbing); for explain, a terminal that only says where the
+ * question would go. The shared answers take the place of the upstream's, after every stage that
+ * decides, so each box applies its own rules to them and only upstream answers are ever shared.
  *
  * Ahead of the chain, answerNow() answers a wire client's cache hit whose way through stages 3 to 6
  * is already known (see Known), checking only the ACL and the rate limit again.
@@ -158,6 +163,7 @@ export class DnsResolver implements Part {
   private readonly allowed: AddressSet;
   private readonly limiter: RateLimiter;
   private readonly terminal: Handler<DnsExchange, DnsOutcome>;
+  private readonly shared: SharedDns | undefined;
   /**
    * Per client address, then per quickQuery key: questions the chain let through to the cache,
    * under the rules generation and in the clock minute below (emptied when either moves on).
@@ -178,6 +184,7 @@ export class DnsResolver implements Part {
     this.events = o.events;
     this.now = o.now ?? Date.now;
     this.previous = o.previous;
+    this.shared = o.shared;
     this.tasks = new Tasks(o.log, "dns");
     this.inherited = o.previous !== undefined && isDeepStrictEqual(o.previous.cfg.cache, o.cfg.cache);
     this.cache = this.inherited ? (o.previous as DnsResolver).cache : new DnsCache(o.cfg.cache, this.now);
@@ -247,8 +254,16 @@ export class DnsResolver implements Part {
   }
 
   private async forward(x: DnsExchange): Promise<DnsOutcome> {
+    const lookup = this.shared?.get(x);
+    const shared = lookup && (await lookup);
+    if (shared) {
+      // In the query log: result "cached", upstream "shared" (another box asked a content server).
+      x.log.upstream = SHARED_UPSTREAM;
+      return { kind: "upstream", answer: shared, age: 0, result: "cached" };
+    }
     const { answer, upstream } = await this.forwarder.resolve(x.name, x.type, x.qclass, x.client.transport === "tcp", x.dnssecOk);
     x.log.upstream = upstream;
+    this.shared?.put(x, answer);
     return { kind: "upstream", answer, age: 0, result: "forwarded" };
   }
 
@@ -478,6 +493,9 @@ export class DnsResolver implements Part {
     return { ...base, ...records(outcome, type) };
   }
 }
+
+/** Where a query log line says an answer came from when another box shared it (shared.redis). */
+export const SHARED_UPSTREAM = "shared";
 
 // Decisions are kept for the clock minute they were made in: firewall rules with "at" and "on" read
 // the wall clock to the minute (boundaries are whole minutes in every time zone).

@@ -22,7 +22,17 @@ export function stream(c: Ctx, kind: "overview" | "logs", filter = {}): undefine
 }
 
 export const overviewRoutes: Route[] = [
-  { method: "GET", path: "/api/overview", access: "read", handle: (c) => c.state.overview() },
+  {
+    method: "GET",
+    path: "/api/overview",
+    access: "read",
+    async handle(c) {
+      const overview = c.state.overview();
+      // Boxes sharing through Redis: how many reported lately and their counters added up.
+      const shared = await c.src.shared?.overview();
+      return shared ? { ...overview, shared } : overview;
+    },
+  },
   {
     method: "GET",
     path: "/api/history",

@@ -2,6 +2,7 @@ import type { Config } from "../../config/schema.js";
 import { Tasks } from "../../lifecycle/tasks.js";
 import type { Logger } from "../../log/logger.js";
 import type { Handler, Stage } from "../../pipeline/stage.js";
+import { type SharedHttp, SharedTier } from "../../shared/http.js";
 import { PushBody } from "../body.js";
 import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
 import { type Directives, parseCacheControl } from "./directives.js";
@@ -45,6 +46,8 @@ export class HttpCache {
   private readonly store: CacheStore;
   private readonly memory: MemoryStore;
   private readonly disk: DiskStore | undefined;
+  /** The tier shared with other boxes (shared.redis), behind memory and disk. */
+  private readonly shared: SharedTier | undefined;
   /** Vary field names per URL: the secondary key of a request is known before any lookup. */
   private readonly varyOf = new Map<string, string[]>();
   private readonly inflight = new Map<string, Promise<void>>();
@@ -58,11 +61,15 @@ export class HttpCache {
     log: Logger,
     /** Named in Cache-Status ("gatehouse; hit"), so a chain of caches can be read. */
     private readonly name = "gatehouse",
+    /** The shared tier in force, read per use: it changes with shared.redis, this cache may not. */
+    shared?: () => SharedHttp | undefined,
   ) {
     this.tasks = new Tasks(log, "cache");
     this.memory = new MemoryStore(cfg.memory);
     this.disk = cfg.disk > 0 ? new DiskStore(cfg.dir, cfg.disk, log) : undefined;
-    this.store = this.disk ? new TieredStore(this.memory, this.disk) : this.memory;
+    const local = this.disk ? new TieredStore(this.memory, this.disk) : this.memory;
+    this.shared = shared && new SharedTier(local, this.memory, shared, (url, names) => this.varyOf.set(url, names));
+    this.store = this.shared ?? local;
   }
 
   /** Rebuilds the disk tier's index (asynchronously, metadata only). */
@@ -112,6 +119,7 @@ export class HttpCache {
   purgePrefix(prefix: string): { urls: number; purged: number } {
     // Collected first: purging while walking would change the maps being walked.
     const matching = [...this.store.urls()].filter((u) => u.startsWith(prefix));
+    this.shared?.deletePrefix(prefix);
     let purged = 0;
     for (const url of matching) purged += this.purge(url);
     return { urls: matching.length, purged };
@@ -134,8 +142,9 @@ export class HttpCache {
       return out;
     }
     const names = this.varyOf.get(url);
-    const got = names === undefined ? undefined : this.store.get(secondaryKey(url, names, x.headers));
-    // The memory tier answers synchronously; only a disk read costs a trip through the event loop.
+    // A URL this box never stored may be in the shared tier, which knows its Vary names.
+    const got = names === undefined ? this.shared?.find(url, x.headers) : this.store.get(secondaryKey(url, names, x.headers));
+    // The memory tier answers synchronously; only a disk or shared read costs a trip through the event loop.
     const entry = got instanceof Promise ? await got : got;
     if (entry) {
       const { reuse: how, age } = reuse(entry, reqCc, Date.now());
