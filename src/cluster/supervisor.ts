@@ -209,21 +209,25 @@ export class Supervisor {
       const fail = (err: Error) => {
         clearTimeout(timer);
         worker.off("message", ready);
+        worker.off("exit", early);
         // Its exit is this failure, already reported to whoever started it.
         handle.retiring = true;
         if (!worker.isDead()) worker.kill("SIGKILL");
         this.handles.delete(worker.id);
         reject(err);
       };
+      const early = (code: number, signal: string) =>
+        fail(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`));
       const ready = (m: FromWorker) => {
         if (m.t === "ready") {
           clearTimeout(timer);
           worker.off("message", ready);
+          worker.off("exit", early);
           resolve(handle);
         } else if (m.t === "failed") fail(new Error(m.error));
       };
       worker.on("message", ready);
-      worker.once("exit", (code, signal) => fail(new Error(`worker ${worker.id} exited while starting (${signal ?? code})`)));
+      worker.once("exit", early);
       const hello = (m: FromWorker) => {
         if (m.t !== "hello") return;
         worker.off("message", hello);

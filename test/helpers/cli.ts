@@ -35,8 +35,12 @@ export interface Running {
 }
 
 /** Starts `gatehouse start` as a real process, as an admin would. */
-export function spawnGatehouse(args: string[], cwd?: string): Running {
-  const child = spawn(process.execPath, [BIN, "start", ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+export function spawnGatehouse(args: string[], cwd?: string, env?: Record<string, string>): Running {
+  const child = spawn(process.execPath, [BIN, "start", ...args], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: env ? { ...process.env, ...env } : undefined,
+  });
   let err = "";
   let out = "";
   const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
