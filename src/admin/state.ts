@@ -22,7 +22,6 @@ import { Metrics } from "./metrics.js";
 import { FIELDS } from "./stats/series.js";
 import { Stats, type StatsSnapshot } from "./stats/stats.js";
 
-/** What the admin reads from the running gatehouse: the generation in force, so a reload shows at once. */
 /** The cache as the admin sees it: one process's, or every worker's through their supervisor. */
 export interface CacheControl {
   stats(): CacheStats;
@@ -30,6 +29,7 @@ export interface CacheControl {
   purgePrefix(prefix: string): { urls: number; purged: number } | Promise<{ urls: number; purged: number }>;
 }
 
+/** What the admin reads from the running gatehouse: the generation in force, so a reload shows at once. */
 export interface AdminSource {
   readonly config: Config;
   readonly cache: CacheControl;
