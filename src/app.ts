@@ -548,7 +548,9 @@ export class Gatehouse {
   reopenLogs(): void {
     this.current.accessLog?.value.reopen();
     this.current.queryLog?.value.reopen();
-    this.log.info("log files reopened");
+    // A worker's supervisor says it once for all of them.
+    if (this.opts.role?.kind === "worker") this.log.debug("log files reopened");
+    else this.log.info("log files reopened");
   }
 
   /**

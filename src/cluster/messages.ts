@@ -14,7 +14,8 @@ import type { RulesDelta } from "./rules-mirror.js";
 export type Call =
   | { op: "explain"; target: string; client: string | undefined }
   | { op: "purge"; url: string }
-  | { op: "purgePrefix"; prefix: string };
+  | { op: "purgePrefix"; prefix: string }
+  | { op: "reopenLogs" };
 
 export type ToWorker =
   /** The first message: what to serve. Events are relayed only when someone looks (the admin is on). */
@@ -26,7 +27,8 @@ export type ToWorker =
   | { t: "call"; id: number; call: Call }
   | { t: "disk-learn"; entries: [string, DiskIndexEntry][] }
   | { t: "disk-forget"; keys: string[] }
-  | { t: "reopen-logs" }
+  /** Responses another worker stored, for this worker's memory tier (see peer-cache.ts). */
+  | { t: "cache-adopt"; entries: Uint8Array[] }
   /** Stop taking new work, finish what is open within the grace, exit. */
   | { t: "stop" };
 
@@ -58,5 +60,7 @@ export type FromWorker =
       health: HealthEvent[];
       stored: [string, DiskIndexEntry][];
       touched: string[];
+      /** Responses this worker stored in memory, encoded, for the others. */
+      cached: Uint8Array[];
       status: WorkerStatus;
     };

@@ -274,6 +274,9 @@ export class Supervisor {
             if (other !== h && other.addresses) this.send(other, { t: "disk-learn", entries: m.stored });
         }
         for (const d of this.ownerDisks) for (const key of m.touched) d.touch(key);
+        if (m.cached.length > 0)
+          for (const other of this.handles.values())
+            if (other !== h && other.addresses) this.send(other, { t: "cache-adopt", entries: m.cached });
         return;
       }
       case "failed":
@@ -371,10 +374,12 @@ export class Supervisor {
     });
   }
 
-  /** SIGUSR1: every worker reopens its log files (they append to them themselves). */
+  /** SIGUSR1: every worker reopens its log files (they append to them themselves); said once all have. */
   reopenLogs(): void {
-    for (const h of this.handles.values()) this.send(h, { t: "reopen-logs" });
-    this.inner.reopenLogs();
+    this.callAll({ op: "reopenLogs" }).then(
+      () => this.log.info("log files reopened"),
+      (err: unknown) => this.log.error({ err: (err as Error).message }, "log files not reopened by every worker"),
+    );
   }
 
   /**

@@ -6,12 +6,17 @@ import type { AccessEvent, HealthEvent, QueryEvent, SessionEvent } from "../even
 import { allowFiles, blockFiles, firewallFile, interceptFiles } from "../rules/kinds.js";
 import { type DiskIndexEntry, type LinkedDisk, setDiskLink } from "./disk-link.js";
 import type { Call, FromWorker, ToWorker, WorkerStatus } from "./messages.js";
+import { setPeerLink } from "./peer-cache.js";
 import { MirroredRules } from "./rules-mirror.js";
 
 /** How often a worker sends what happened to its supervisor: the dashboard is live within this. */
 const BATCH_MS = 100;
 /** A batch is sent early at this many items, so a burst never holds much in memory. */
 const BATCH_ITEMS = 2000;
+/** ... and at this many bytes of responses for the other workers. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** A stored response waits at most this long for others to go with it to the other workers. */
+const PEER_MS = 2;
 
 /** A worker serves the proxy, DNS and fronts, never the admin: the supervisor's config for it. */
 export function workerConfig(config: Config): Config {
@@ -30,6 +35,14 @@ export async function runWorker(): Promise<number> {
   };
   const outbox = new Outbox(send);
   const disks = new Set<LinkedDisk>();
+  const caches = new Set<{ adopt(bytes: Buffer): void }>();
+  setPeerLink({
+    share: (bytes) => outbox.cached(bytes),
+    attach: (cache) => {
+      caches.add(cache);
+      return () => caches.delete(cache);
+    },
+  });
   setDiskLink({
     role: "worker",
     stored: (key, entry) => outbox.stored(key, entry),
@@ -133,11 +146,14 @@ export async function runWorker(): Promise<number> {
       case "disk-learn":
         for (const d of disks) for (const [key, entry] of m.entries) d.learn(key, entry);
         return;
+      case "cache-adopt":
+        for (const bytes of m.entries) {
+          const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          for (const c of caches) c.adopt(buf);
+        }
+        return;
       case "disk-forget":
         for (const d of disks) d.forget(m.keys);
-        return;
-      case "reopen-logs":
-        app?.reopenLogs();
         return;
       case "stop":
         stop();
@@ -171,6 +187,8 @@ async function answer(app: Gatehouse, call: Call): Promise<unknown> {
       return app.cache.purge(call.url);
     case "purgePrefix":
       return app.cache.purgePrefix(call.prefix);
+    case "reopenLogs":
+      return app.reopenLogs();
   }
 }
 
@@ -185,6 +203,9 @@ class Outbox {
   private health: HealthEvent[] = [];
   private storedEntries: [string, DiskIndexEntry][] = [];
   private touchedKeys = new Set<string>();
+  private cachedEntries: Buffer[] = [];
+  private cachedBytes = 0;
+  private soon: NodeJS.Timeout | undefined;
   private items = 0;
   private timer: NodeJS.Timeout | undefined;
   private status: () => WorkerStatus | undefined = () => undefined;
@@ -213,6 +234,14 @@ class Outbox {
     this.add(this.storedEntries, [key, entry]);
   }
 
+  cached(bytes: Buffer): void {
+    this.cachedEntries.push(bytes);
+    this.cachedBytes += bytes.length;
+    if (this.cachedBytes >= BATCH_BYTES) this.flush();
+    // Soon, not at the next interval: the other workers should hit what this one just fetched.
+    else this.soon ??= setTimeout(() => this.flush(), PEER_MS);
+  }
+
   touched(key: string): void {
     if (this.touchedKeys.size < BATCH_ITEMS) this.touchedKeys.add(key);
   }
@@ -233,6 +262,7 @@ class Outbox {
       health: this.health,
       stored: this.storedEntries,
       touched: [...this.touchedKeys],
+      cached: this.cachedEntries,
       status,
     });
     this.access = [];
@@ -241,6 +271,10 @@ class Outbox {
     this.health = [];
     this.storedEntries = [];
     this.touchedKeys.clear();
+    this.cachedEntries = [];
+    this.cachedBytes = 0;
+    clearTimeout(this.soon);
+    this.soon = undefined;
     this.items = 0;
   }
 }

@@ -63,7 +63,7 @@ export function spawnGatehouse(args: string[], cwd?: string, env?: Record<string
     stderr: () => err,
     stdout: () => out,
     exited,
-    waitFor(pattern, deadlineMs = 10_000) {
+    waitFor(pattern, deadlineMs = 20_000) {
       const line = err.split("\n").find((l) => pattern.test(l));
       if (line) return Promise.resolve(line);
       return new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -26,7 +26,7 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?: number; extra?: string }): string {
+function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?: number; disk?: string }): string {
   return [
     "workers: 2",
     `rules: ${o.rules}`,
@@ -34,6 +34,7 @@ function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?
     "shutdownGrace: 5s",
     "proxy:",
     '  listen: ["127.0.0.1:0"]',
+    ...(o.disk ? ["  cache:", `    disk: ${o.disk}`, `    dir: ${join(o.dir, "cache")}`] : []),
     "dns:",
     '  listen: ["127.0.0.1:0"]',
     `  upstreams: ["127.0.0.1:${o.upstream}"]`,
@@ -46,15 +47,14 @@ function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?
     `    file: ${join(o.dir, "access.log")}`,
     "  queries:",
     `    file: ${join(o.dir, "queries.log")}`,
-    o.extra ?? "",
   ].join("\n");
 }
 
-async function startCluster(upstream: number, extra?: string): Promise<Cluster> {
+async function startCluster(upstream: number, disk?: string): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-cluster-"));
   const rules = rulesDir({ "block/office.txt": "ads.example\n" });
   const file = join(dir, "gatehouse.yaml");
-  writeFileSync(file, configYaml({ rules, upstream, dir, extra }));
+  writeFileSync(file, configYaml({ rules, upstream, dir, disk }));
   const run = spawnGatehouse(["-c", file], dir, { NODE_CLUSTER_SCHED_POLICY: "rr" });
   const line = await run.waitFor(/"supervisor":true.*gatehouse started/, 30_000);
   const started = JSON.parse(line) as { proxy: string[]; dns: string[]; admin: string; pids: number[] };
@@ -148,9 +148,10 @@ describe("workers: 2", () => {
       "a.example": [{ type: "A", value: "192.0.2.1", ttl: 300 }],
       "b.example": [{ type: "A", value: "192.0.2.2", ttl: 300 }],
     });
+    let version = 0;
     origin = await startOrigin((req, res) => {
       res.writeHead(200, { "cache-control": req.url?.startsWith("/cached") ? "max-age=600" : "no-store" });
-      res.end(`body of ${req.url}`);
+      res.end(`${req.url} version ${++version}`);
     });
     c = await startCluster(upstream.port);
   });
@@ -207,17 +208,34 @@ describe("workers: 2", () => {
 
   it("purges a URL from every worker's cache", async () => {
     const url = `${origin.url}/cached/purge-me`;
-    const fetched = () => origin.requests.filter((r) => r.url === "/cached/purge-me").length;
-    for (let i = 0; i < 4; i++) assert.equal((await viaProxy(c.proxy, url)).status, 200);
-    const stored = fetched();
-    assert.ok(stored >= 1 && stored <= 2, `fetched ${stored} times`);
+    const version = (body: Buffer) => Number(/version (\d+)/.exec(body.toString())?.[1]);
+    const before: number[] = [];
+    for (let i = 0; i < 4; i++) before.push(version((await viaProxy(c.proxy, url)).body));
     const session = await loopbackSession(c.admin);
     const purge = await call<{ purged: number }>(c.admin, "POST", `/api/cache/purge?url=${encodeURIComponent(url)}`, { session });
     assert.equal(purge.status, 200, purge.text);
     assert.ok(purge.body.purged >= 1);
-    for (let i = 0; i < 4; i++) await viaProxy(c.proxy, url);
-    // Every worker that held it fetches it again: none answers from a copy the purge missed.
-    assert.equal(fetched(), 2 * stored);
+    // No worker answers with a copy the purge missed: every answer is from a fetch made after it.
+    for (let i = 0; i < 6; i++) {
+      const v = version((await viaProxy(c.proxy, url)).body);
+      assert.ok(v > Math.max(...before), `request ${i} after the purge got version ${v}, stored before it`);
+    }
+  });
+
+  it("serves a response one worker fetched from the other worker's memory", async () => {
+    const url = `${origin.url}/cached/shared`;
+    const fetched = () => origin.requests.filter((r) => r.url === "/cached/shared").length;
+    assert.equal((await viaProxy(c.proxy, url)).status, 200);
+    await eventually(
+      async () => {
+        // Fresh connections go to each worker in turn: both must answer from memory.
+        const replies = [await viaProxy(c.proxy, url), await viaProxy(c.proxy, url)];
+        return replies.every((r) => /hit/.test(String(r.headers["cache-status"])));
+      },
+      5000,
+      "both workers hit",
+    );
+    assert.equal(fetched(), 1);
   });
 
   it("replaces a killed worker while the other goes on serving", async () => {
@@ -323,5 +341,65 @@ describe("workers: 2, a worker dying again and again", () => {
       await c.stop();
       await upstream.close();
     }
+  });
+});
+
+describe("workers: 2 with a disk tier", () => {
+  let upstream: ContentServer;
+  let origin: Origin;
+  let c: Cluster;
+  const big = Buffer.alloc(300 * 1024, "x");
+
+  before(async () => {
+    upstream = await startContentServer({});
+    origin = await startOrigin((req, res) => {
+      res.writeHead(200, { "cache-control": "max-age=600" });
+      res.end(req.url?.startsWith("/big") ? big : "small");
+    });
+    c = await startCluster(upstream.port, "1MB");
+  });
+
+  after(async () => {
+    await c?.stop();
+    await origin?.close();
+    await upstream?.close();
+  });
+
+  const diskEntries = async () =>
+    (
+      await call<{ diskEntries: number; diskBytes: number }>(c.admin, "GET", "/api/cache/stats", {
+        session: await loopbackSession(c.admin),
+      })
+    ).body;
+
+  it("serves from disk in one worker what the other stored there", async () => {
+    // Too big to be handed between the workers' memories: only the disk tier shares it.
+    const url = `${origin.url}/big/one`;
+    const fetched = () => origin.requests.filter((r) => r.url === "/big/one").length;
+    assert.equal((await viaProxy(c.proxy, url)).body.length, big.length);
+    await eventually(async () => (await diskEntries()).diskEntries >= 1, 5000, "stored on disk");
+    await eventually(
+      async () => {
+        const replies = [await viaProxy(c.proxy, url), await viaProxy(c.proxy, url)];
+        return replies.every((r) => r.body.length === big.length && /hit/.test(String(r.headers["cache-status"])));
+      },
+      5000,
+      "both workers hit",
+    );
+    assert.equal(fetched(), 1);
+  });
+
+  it("keeps the shared directory within proxy.cache.disk, one process evicting", async () => {
+    for (let i = 0; i < 8; i++) await viaProxy(c.proxy, `${origin.url}/big/fill-${i}`);
+    const onDisk = () => {
+      let bytes = 0;
+      for (const sub of readdirSync(join(c.dir, "cache")))
+        for (const f of readdirSync(join(c.dir, "cache", sub))) bytes += statSync(join(c.dir, "cache", sub, f)).size;
+      return bytes;
+    };
+    await eventually(() => onDisk() <= 1024 * 1024, 5000, `the directory within 1 MiB (has ${onDisk()} bytes)`);
+    const stats = await diskEntries();
+    assert.ok(stats.diskBytes <= 1024 * 1024);
+    assert.ok(stats.diskEntries >= 1 && stats.diskEntries <= 3, `${stats.diskEntries} entries`);
   });
 });

@@ -2,32 +2,12 @@ import { createHash } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
-import { Tasks } from "../../lifecycle/tasks.js";
 import { type DiskIndexEntry, type DiskLink, diskLink } from "../../cluster/disk-link.js";
+import { Tasks } from "../../lifecycle/tasks.js";
 import type { Logger } from "../../log/logger.js";
-import { flattenHeaders, type HeaderList } from "../exchange.js";
-import { parseCacheControl } from "./directives.js";
+import { decodeEntry, encodeEntry, type Meta } from "./codec.js";
 import type { CachedResponse } from "./entry.js";
-import { fieldLines } from "./policy.js";
 import type { CacheStore } from "./store.js";
-
-interface Meta {
-  v: 1;
-  key: string;
-  url: string;
-  status: number;
-  headers: HeaderList;
-  requestTime: number;
-  responseTime: number;
-  dateValue: number;
-  ageValue: number;
-  lifetime: number;
-  varyNames: string[];
-  etag?: string;
-  lastModified?: string;
-  size: number;
-  sha256: string;
-}
 
 type IndexEntry = DiskIndexEntry;
 
@@ -62,6 +42,8 @@ export class DiskStore implements CacheStore {
     private readonly dir: string,
     maxBytes: number,
     private readonly log: Logger,
+    /** Told of entries another worker stored, whose Vary names its cache must know to find them. */
+    private readonly learned: (url: string, varyNames: string[]) => void = () => {},
   ) {
     this.tasks = new Tasks(log, "disk cache");
     this.index = new LRUCache<string, IndexEntry>({
@@ -108,7 +90,10 @@ export class DiskStore implements CacheStore {
       found.sort((a, b) => a.mtime - b.mtime);
       for (const f of found) this.remember(f.key, f.entry);
       this.detach = this.link?.attach({
-        learn: (key, entry) => this.remember(key, entry),
+        learn: (key, entry) => {
+          this.remember(key, entry);
+          this.learned(entry.url, entry.varyNames);
+        },
         touch: (key) => void this.index.get(key),
         forget: (keys) => {
           this.forgetting = true;
@@ -137,7 +122,7 @@ export class DiskStore implements CacheStore {
 
   private async read(key: string, entry: IndexEntry): Promise<CachedResponse | undefined> {
     try {
-      const decoded = decode(await readFile(entry.file));
+      const decoded = decodeEntry(await readFile(entry.file));
       if (!decoded || decoded.key !== key) throw new Error("corrupt entry");
       this.link?.touched(key);
       return decoded;
@@ -159,32 +144,13 @@ export class DiskStore implements CacheStore {
     const hash = createHash("sha256").update(e.key).digest("hex");
     const subdir = join(this.dir, hash.slice(0, 2));
     const file = join(subdir, `${hash}.entry`);
-    const meta: Meta = {
-      v: 1,
-      key: e.key,
-      url: e.url,
-      status: e.status,
-      headers: e.headers,
-      requestTime: e.requestTime,
-      responseTime: e.responseTime,
-      dateValue: e.dateValue,
-      ageValue: e.ageValue,
-      lifetime: e.lifetime,
-      varyNames: e.varyNames,
-      etag: e.etag,
-      lastModified: e.lastModified,
-      size: e.body.length,
-      sha256: createHash("sha256").update(e.body).digest("hex"),
-    };
-    const json = Buffer.from(JSON.stringify(meta));
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(json.length, 0);
+    const bytes = encodeEntry(e);
     const tmp = `${file}.${process.pid}.${++this.seq}.tmp`;
     try {
       await mkdir(subdir, { recursive: true });
-      await writeFile(tmp, Buffer.concat([len, json, e.body]));
+      await writeFile(tmp, bytes);
       await rename(tmp, file);
-      const entry = { file, size: 4 + json.length + e.body.length, url: e.url, varyNames: e.varyNames };
+      const entry = { file, size: bytes.length, url: e.url, varyNames: e.varyNames };
       if (this.enabled) this.remember(e.key, entry);
       this.link?.stored(e.key, entry);
     } catch (err) {
@@ -273,31 +239,4 @@ async function readHead(file: string): Promise<{ meta: Meta; fileSize: number; m
   } finally {
     await fh.close();
   }
-}
-
-function decode(buf: Buffer): CachedResponse | undefined {
-  if (buf.length < 4) return undefined;
-  const len = buf.readUInt32BE(0);
-  if (4 + len > buf.length) return undefined;
-  const meta = JSON.parse(buf.toString("utf8", 4, 4 + len)) as Meta;
-  if (meta.v !== 1) return undefined;
-  const body = buf.subarray(4 + len);
-  if (body.length !== meta.size || createHash("sha256").update(body).digest("hex") !== meta.sha256) return undefined;
-  return {
-    key: meta.key,
-    url: meta.url,
-    status: meta.status,
-    headers: meta.headers,
-    body: Buffer.from(body),
-    requestTime: meta.requestTime,
-    responseTime: meta.responseTime,
-    dateValue: meta.dateValue,
-    ageValue: meta.ageValue,
-    lifetime: meta.lifetime,
-    cc: parseCacheControl(fieldLines(meta.headers, "cache-control")),
-    varyNames: meta.varyNames,
-    etag: meta.etag,
-    lastModified: meta.lastModified,
-    flat: flattenHeaders(meta.headers),
-  };
 }

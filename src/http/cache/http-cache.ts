@@ -7,6 +7,8 @@ import { PushBody } from "../body.js";
 import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
 import { type Directives, parseCacheControl } from "./directives.js";
 import { DiskStore } from "./disk-store.js";
+import { PEER_MAX_BODY, peerLink } from "../../cluster/peer-cache.js";
+import { decodeEntry, encodeEntry } from "./codec.js";
 import { type CachedResponse, fromStore, makeEntry, refreshedEntry } from "./entry.js";
 import { MemoryStore } from "./memory-store.js";
 import {
@@ -55,6 +57,8 @@ export class HttpCache {
   private readonly tasks: Tasks;
   private hits = 0;
   private misses = 0;
+  private readonly peers = peerLink();
+  private detachPeers: (() => void) | undefined;
 
   constructor(
     private readonly cfg: CacheConfig,
@@ -66,7 +70,7 @@ export class HttpCache {
   ) {
     this.tasks = new Tasks(log, "cache");
     this.memory = new MemoryStore(cfg.memory);
-    this.disk = cfg.disk > 0 ? new DiskStore(cfg.dir, cfg.disk, log) : undefined;
+    this.disk = cfg.disk > 0 ? new DiskStore(cfg.dir, cfg.disk, log, (url, names) => this.varyOf.set(url, names)) : undefined;
     const local = this.disk ? new TieredStore(this.memory, this.disk) : this.memory;
     this.shared = shared && new SharedTier(local, this.memory, shared, (url, names) => this.varyOf.set(url, names));
     this.store = this.shared ?? local;
@@ -76,10 +80,12 @@ export class HttpCache {
   async open(): Promise<void> {
     await this.store.open();
     for (const [url, names] of this.store.varyIndex()) this.varyOf.set(url, names);
+    this.detachPeers = this.peers?.attach(this);
   }
 
   /** Waits for background refreshes and disk writes, then drops what is held. */
   async close(): Promise<void> {
+    this.detachPeers?.();
     await this.tasks.settle();
     await this.store.close();
   }
@@ -291,11 +297,24 @@ export class HttpCache {
   }
 
   private remember(entry: CachedResponse): void {
-    // A new variant set replaces the old one if the Vary fields changed.
+    this.varyFor(entry);
+    this.store.set(entry);
+    if (this.peers && entry.body.length <= PEER_MAX_BODY) this.peers.share(encodeEntry(entry));
+  }
+
+  /** A new variant set replaces the old one if the Vary fields changed. */
+  private varyFor(entry: CachedResponse): void {
     const previous = this.varyOf.get(entry.url);
     if (previous && previous.join(",") !== entry.varyNames.join(",")) this.purge(entry.url);
     this.varyOf.set(entry.url, entry.varyNames);
-    this.store.set(entry);
+  }
+
+  /** A response another worker stored: into this memory tier (its disk copy, if any, is that worker's). */
+  adopt(bytes: Buffer): void {
+    const entry = decodeEntry(bytes);
+    if (!entry) return;
+    this.varyFor(entry);
+    this.memory.set(entry);
   }
 
   /** Conditional request to the origin for a stale entry (RFC 9111 §4.3). */
