@@ -1,8 +1,9 @@
-import { deltaSeconds, parseCacheControl } from "../http/cache/directives.js";
+import { decodeEntry, encodeEntry } from "../http/cache/codec.js";
+import { deltaSeconds } from "../http/cache/directives.js";
 import type { CachedResponse } from "../http/cache/entry.js";
-import { currentAge, fieldLines, forbidsStale, secondaryKey } from "../http/cache/policy.js";
+import { currentAge, forbidsStale, secondaryKey } from "../http/cache/policy.js";
 import type { CacheStore } from "../http/cache/store.js";
-import { flattenHeaders, type HeaderList, type Headers } from "../http/exchange.js";
+import type { Headers } from "../http/exchange.js";
 import type { SharedRedis } from "./redis.js";
 
 // Small HTTP responses shared between boxes, as a tier behind each box's memory (and disk).
@@ -12,7 +13,8 @@ import type { SharedRedis } from "./redis.js";
 // field of its own ("=" and the request's Vary values). So a purge of a URL, every variant with
 // it, is one DEL, and a purge by prefix finds the URLs with SCAN MATCH. Fields cannot expire one by
 // one (Redis 7.0), so each value carries its own expiry and a reader drops an expired one; the hash
-// expires with its longest-lived variant.
+// expires with its longest-lived variant. Entries are encoded as the disk tier writes them (with
+// their body's SHA-256, checked on reading).
 
 export const HTTP_PREFIX = "gatehouse:v1:http:";
 /** Larger responses stay in the boxes' own tiers: Redis is for the many small ones (icons, API answers). */
@@ -28,24 +30,6 @@ const MAX_SHARED_SECONDS = 86_400;
  * not shared.
  */
 const SHARED_VARY = new Set(["accept-encoding", "accept-language", "accept"]);
-
-interface Meta {
-  v: 1;
-  key: string;
-  url: string;
-  status: number;
-  headers: HeaderList;
-  requestTime: number;
-  responseTime: number;
-  dateValue: number;
-  ageValue: number;
-  lifetime: number;
-  varyNames: string[];
-  etag?: string;
-  lastModified?: string;
-  /** Epoch ms after which this variant is not to be used, though its hash may still be there. */
-  expires: number;
-}
 
 export function httpKey(url: string): string {
   return HTTP_PREFIX + url;
@@ -76,55 +60,21 @@ export function sharedLifetime(e: CachedResponse, now: number): number {
   return Math.min(fresh + allowance, MAX_SHARED_SECONDS) * 1000;
 }
 
-export function encodeEntry(e: CachedResponse, expires: number): Buffer {
-  const meta: Meta = {
-    v: 1,
-    key: e.key,
-    url: e.url,
-    status: e.status,
-    headers: e.headers,
-    requestTime: e.requestTime,
-    responseTime: e.responseTime,
-    dateValue: e.dateValue,
-    ageValue: e.ageValue,
-    lifetime: e.lifetime,
-    varyNames: e.varyNames,
-    etag: e.etag,
-    lastModified: e.lastModified,
-    expires,
-  };
-  const json = Buffer.from(JSON.stringify(meta));
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(json.length, 0);
-  return Buffer.concat([len, json, e.body]);
+/** The value of a variant: [8 bytes: epoch ms it expires][the entry as the disk tier stores it]. */
+export function encodeShared(e: CachedResponse, expires: number): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeDoubleBE(expires, 0);
+  return Buffer.concat([head, encodeEntry(e)]);
 }
 
-/** The entry a value holds under `key`; undefined when it is expired, of another key or not ours. */
-export function decodeEntry(value: Buffer, key: string, now: number): CachedResponse | undefined {
+/** The entry a value holds under `key`; undefined when it is expired, of another key or not whole. */
+export function decodeShared(value: Buffer, key: string, now: number): CachedResponse | undefined {
+  if (value.length < 8 || !(value.readDoubleBE(0) > now)) return undefined;
   try {
-    if (value.length < 4) return undefined;
-    const len = value.readUInt32BE(0);
-    if (4 + len > value.length) return undefined;
-    const meta = JSON.parse(value.toString("utf8", 4, 4 + len)) as Meta;
-    if (meta.v !== 1 || meta.key !== key || !(meta.expires > now) || !Array.isArray(meta.headers)) return undefined;
-    return {
-      key: meta.key,
-      url: meta.url,
-      status: meta.status,
-      headers: meta.headers,
-      body: Buffer.from(value.subarray(4 + len)),
-      requestTime: meta.requestTime,
-      responseTime: meta.responseTime,
-      dateValue: meta.dateValue,
-      ageValue: meta.ageValue,
-      lifetime: meta.lifetime,
-      cc: parseCacheControl(fieldLines(meta.headers, "cache-control")),
-      varyNames: meta.varyNames,
-      etag: meta.etag,
-      lastModified: meta.lastModified,
-      flat: flattenHeaders(meta.headers),
-    };
+    const e = decodeEntry(value.subarray(8));
+    return e?.key === key ? e : undefined;
   } catch {
+    // Not JSON where the metadata should be: not an entry of ours.
     return undefined;
   }
 }
@@ -144,7 +94,7 @@ export class SharedHttp {
   /** The variant stored under `key` (a secondary key of `url`). */
   get(key: string, url: string): Promise<CachedResponse | undefined> | undefined {
     const read = this.redis.read((r) => r.hgetBuffer(httpKey(url), variantField(key, url)));
-    return read?.then((value) => (value ? decodeEntry(value, key, this.now()) : undefined));
+    return read?.then((value) => (value ? decodeShared(value, key, this.now()) : undefined));
   }
 
   /**
@@ -163,7 +113,7 @@ export class SharedHttp {
       } catch {
         return undefined;
       }
-      if (names.length === 0) return plain ? decodeEntry(plain, url, this.now()) : undefined;
+      if (names.length === 0) return plain ? decodeShared(plain, url, this.now()) : undefined;
       return this.get(secondaryKey(url, names, headers), url);
     });
   }
@@ -174,7 +124,7 @@ export class SharedHttp {
     const ms = sharedLifetime(e, now);
     if (ms <= 0) return;
     const key = httpKey(e.url);
-    const value = encodeEntry(e, now + ms);
+    const value = encodeShared(e, now + ms);
     // NX gives a new hash its expiry, GT lengthens an older one's: the hash lives as long as its
     // longest variant. In one transaction, so no hash is ever left without an expiry.
     this.redis.write((r) =>
