@@ -1,3 +1,4 @@
+import { PEER_MAX_BODY, peerLink } from "../../cluster/peer-cache.js";
 import type { Config } from "../../config/schema.js";
 import { Tasks } from "../../lifecycle/tasks.js";
 import type { Logger } from "../../log/logger.js";
@@ -5,10 +6,9 @@ import type { Handler, Stage } from "../../pipeline/stage.js";
 import { type SharedHttp, SharedTier } from "../../shared/http.js";
 import { PushBody } from "../body.js";
 import type { HttpExchange, HttpOutcome, HttpResponse } from "../exchange.js";
+import { decodeEntry, encodeEntry } from "./codec.js";
 import { type Directives, parseCacheControl } from "./directives.js";
 import { DiskStore } from "./disk-store.js";
-import { PEER_MAX_BODY, peerLink } from "../../cluster/peer-cache.js";
-import { decodeEntry, encodeEntry } from "./codec.js";
 import { type CachedResponse, fromStore, makeEntry, refreshedEntry } from "./entry.js";
 import { MemoryStore } from "./memory-store.js";
 import {
