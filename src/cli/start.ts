@@ -47,10 +47,7 @@ export async function startCommand(args: { config?: string }): Promise<number> {
   try {
     const loaded = loadConfig(args.config);
     const workers = workerCount(loaded.config, availableParallelism());
-    app =
-      workers > 1
-        ? await Supervisor.start(loaded, args.config, workers)
-        : await Gatehouse.start({ configFile: args.config });
+    app = workers > 1 ? await Supervisor.start(loaded, args.config, workers) : await Gatehouse.start({ configFile: args.config });
   } catch (err) {
     if (err instanceof DiagnosticsError) {
       for (const d of err.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);

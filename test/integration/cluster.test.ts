@@ -131,12 +131,12 @@ function dnsLoad(port: number, name: string): { ok: number; lost: number; stop: 
   };
 }
 
-async function pidsOf(c: Cluster, after: number): Promise<number[]> {
+async function pidsOf(c: Cluster, skip: number): Promise<number[]> {
   const lines = c.run
     .stderr()
     .split("\n")
     .filter((l) => l.includes('"msg":"worker replaced"') || l.includes('"msg":"workers replaced"'));
-  return lines.slice(after).map((l) => (JSON.parse(l) as { pid?: number }).pid ?? 0);
+  return lines.slice(skip).map((l) => (JSON.parse(l) as { pid?: number }).pid ?? 0);
 }
 
 describe("workers: 2", () => {
@@ -245,9 +245,9 @@ describe("workers: 2", () => {
     await dig(c.dns, ["a.example", "A"]);
     const http = httpLoad(c.proxy, `${origin.url}/plain`);
     const dns = dnsLoad(c.dns, "a.example");
+    const replacedBefore = (await pidsOf(c, 0)).length;
     try {
       await eventually(() => http.ok > 10 && dns.ok > 10, 15_000, "load running");
-      const before = await pidsOf(c, 0);
       process.kill(c.pids[0] as number, "SIGKILL");
       await c.run.waitFor(/"msg":"worker replaced"/, 15_000);
       const okAtReplacement = http.ok;
@@ -260,7 +260,7 @@ describe("workers: 2", () => {
     // Only a request on the killed worker's own open connection may fail (one loop: at most one).
     assert.ok(http.errors.length <= 1, `errors: ${http.errors.join("; ")}`);
     assert.ok(dns.lost <= 1, `${dns.lost} queries lost`);
-    const [replacement] = (await pidsOf(c, before.length)) as number[];
+    const [replacement] = (await pidsOf(c, replacedBefore)) as number[];
     assert.ok(replacement && !c.pids.includes(replacement));
     c.pids = [c.pids[1] as number, replacement];
   });
