@@ -74,6 +74,11 @@ export class ClusterView<W extends WorkerInfo> implements AdminSource {
     return this.d.inner().events;
   }
 
+  /** shared.redis: the supervisor's own link, which adds the counts its dashboard has from every worker. */
+  get shared() {
+    return this.d.inner().shared;
+  }
+
   get adminAddress(): AddressInfo | undefined {
     return this.d.inner().adminAddress;
   }
