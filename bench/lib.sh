@@ -206,6 +206,7 @@ to_ms() {
   esac
 }
 
-rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+# Resident memory of process $1 and its children (gatehouse's supervisor and workers), in MiB.
+rss_mib() { for p in "$1" $(pgrep -P "$1"); do awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null; done | awk '{s+=$1} END {printf "%.0f", s/1024}'; }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
