@@ -1,5 +1,6 @@
 import type { Diagnostic } from "../config/diagnostic.js";
-import { type RuleSource, ruleSetOf } from "../rules/rules.js";
+import { Channel } from "../events/events.js";
+import { type RuleSource, reportListener, ruleSetOf } from "../rules/rules.js";
 import { RuleSet } from "../rules/ruleset.js";
 import type { FileKind, FileSummary, SnapshotEntry } from "../rules/store.js";
 
@@ -27,7 +28,8 @@ export class MirroredRules implements RuleSource {
   current: RuleSet = RuleSet.empty();
   private held = new Map<string, Held>();
   private next: { held: Map<string, Held>; set: RuleSet } | undefined;
-  private listeners: (() => void)[] = [];
+  /** Told after every change to the compiled rules (a listener that throws is reported, not fatal). */
+  private readonly changed = new Channel<void>("rules change", reportListener);
   private readonly kinds: Map<string, FileKind>;
 
   constructor(
@@ -69,7 +71,7 @@ export class MirroredRules implements RuleSource {
     this.held = this.next.held;
     this.current = this.next.set;
     this.next = undefined;
-    for (const l of this.listeners) l();
+    this.changed.emit();
   }
 
   abort(): void {
@@ -81,14 +83,11 @@ export class MirroredRules implements RuleSource {
   }
 
   onChange(listener: () => void): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
+    return this.changed.subscribe(listener);
   }
 
   get subscribers(): number {
-    return this.listeners.length;
+    return this.changed.count;
   }
 
   summary(): FileSummary[] {

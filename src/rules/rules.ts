@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import type { Diagnostic } from "../config/diagnostic.js";
 import type { Config } from "../config/schema.js";
+import { Channel } from "../events/events.js";
 import type { Logger } from "../log/logger.js";
 import { allowFiles, blockFiles, firewallFile, interceptFiles } from "./kinds.js";
 import { RemoteLists } from "./remote.js";
@@ -8,6 +9,10 @@ import { RuleSet } from "./ruleset.js";
 import { type FileKind, type FileSummary, RulesStore, type SnapshotEntry } from "./store.js";
 
 const SCAN_INTERVAL_MS = 1000;
+
+/** A part that reacts to a rules change and fails: reported, and the others are still told. */
+export const reportListener = (channel: string, err: unknown) =>
+  process.emitWarning(`a ${channel} listener failed: ${(err as Error)?.message ?? String(err)}`);
 
 /**
  * What the serving parts read of the rules: the RuleSet in force and the compiled files of other
@@ -45,7 +50,8 @@ export function ruleSetOf(values: <T>(kind: FileKind<T>) => T[]): RuleSet {
 export class Rules implements RuleSource {
   private readonly store: RulesStore;
   private remote: RemoteLists | undefined;
-  private listeners: (() => void)[] = [];
+  /** Told after every change to the compiled rules (a listener that throws is reported, not fatal). */
+  private readonly changed = new Channel<void>("rules change", reportListener);
   current: RuleSet = RuleSet.empty();
 
   constructor(
@@ -86,7 +92,7 @@ export class Rules implements RuleSource {
 
   private rebuild(): void {
     this.current = ruleSetOf((kind) => this.store.values(kind));
-    for (const l of this.listeners) l();
+    this.changed.emit();
   }
 
   /** Watch rules/ and start downloading remote lists; changes apply within about a second. */
@@ -105,15 +111,12 @@ export class Rules implements RuleSource {
 
   /** Called after every change to the compiled rules; returns the unsubscribe. */
   onChange(listener: () => void): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
+    return this.changed.subscribe(listener);
   }
 
   /** How many onChange listeners are registered (a reload must not leave more behind). */
   get subscribers(): number {
-    return this.listeners.length;
+    return this.changed.count;
   }
 
   values<T>(kind: FileKind<T>): T[] {
