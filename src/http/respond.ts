@@ -1,8 +1,10 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { type BodyConsumer, PushBody } from "./body.js";
+import { StoredHit } from "./cache/entry.js";
 import { flattenHeaders, type HttpResponse } from "./exchange.js";
 import { statusText } from "./pages.js";
+import { setPreparedHead } from "./prepared-head.js";
 
 /**
  * Writes a response to the client. A client that stops reading is cut off once it has not taken a
@@ -15,15 +17,17 @@ import { statusText } from "./pages.js";
  * handed to the response, for HTTP/2, where there is no socket of the request's own to count them.
  */
 export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeoutMs: number, sent?: Sent): boolean {
-  const flat = out.flat ?? flattenHeaders(out.headers);
   if (out.close) res.shouldKeepAlive = false;
-  try {
-    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); node warns if one is given.
-    if ((res as { stream?: unknown }).stream !== undefined) res.writeHead(out.status, flat);
-    else res.writeHead(out.status, out.statusText, flat);
-  } catch {
-    if (out.body instanceof PushBody) out.body.abort(new Error("unrelayable response header"));
-    return false;
+  if (!setStoredHead(res, out)) {
+    const flat = out.flat ?? flattenHeaders(out.headers);
+    try {
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2); node warns if one is given.
+      if ((res as { stream?: unknown }).stream !== undefined) res.writeHead(out.status, flat);
+      else res.writeHead(out.status, out.statusText, flat);
+    } catch {
+      if (out.body instanceof PushBody) out.body.abort(new Error("unrelayable response header"));
+      return false;
+    }
   }
   const body = out.body;
   if (sent && Buffer.isBuffer(body)) sent.bytes += body.length;
@@ -36,6 +40,18 @@ export function writeResponse(res: ServerResponse, out: HttpResponse, sendTimeou
   if (Buffer.isBuffer(body)) new BufferSink(res, body, sendTimeoutMs).pump();
   else body.attach(new ResponseSink(res, body, sendTimeoutMs, sent));
   return true;
+}
+
+/**
+ * A stored hit to an HTTP/1.1 client: its prepared header block, with this request's fields added.
+ * False when writeHead must write the header (HTTP/2 and HTTP/1.0 clients among others).
+ */
+function setStoredHead(res: ServerResponse, out: HttpResponse): boolean {
+  if (!(out instanceof StoredHit)) return false;
+  const req = res.req;
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
+  const lines = out.preparedLines();
+  return lines !== undefined && setPreparedHead(res, out.head, lines);
 }
 
 export interface Sent {

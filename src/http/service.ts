@@ -7,6 +7,7 @@ import type { Handler } from "../pipeline/stage.js";
 import { accessEvent } from "./access-entry.js";
 import type { Activity } from "./activity.js";
 import type { Bumper } from "./bump.js";
+import { StoredHit } from "./cache/entry.js";
 import { handleConnect, type TunnelSettings } from "./connect.js";
 import { type ConnectionContext, HttpExchange, type HttpOutcome, type HttpResponse, nextRequestId } from "./exchange.js";
 import type { HttpHandlers } from "./listener.js";
@@ -173,6 +174,8 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 function contentTypeOf(out: HttpResponse): string | undefined {
+  // Reading a stored hit's `flat` would make the list its prepared head spares it.
+  if (out instanceof StoredHit) return out.contentType;
   if (out.flat) {
     const flat = out.flat;
     for (let i = 0; i < flat.length; i += 2) if (flat[i] === "content-type") return flat[i + 1];

@@ -1,4 +1,5 @@
 import { flattenHeaders, type HeaderList, type Headers, type HttpResponse } from "../exchange.js";
+import { isFieldValue, type PreparedHead, prepareHead } from "../prepared-head.js";
 import { parseCacheControl, parseHttpDate } from "./directives.js";
 import {
   fieldLines,
@@ -25,6 +26,12 @@ export interface CachedResponse extends StoredMeta {
   varyNames: string[];
   /** Headers ready for writeHead, without Age and Cache-Status. */
   flat: string[];
+  /**
+   * The same as a serialized header block for full responses to HTTP/1.1 clients, made when the
+   * entry is stored here, or when one read from disk, the shared tier or another worker enters the
+   * memory tier; null when only writeHead can write these fields.
+   */
+  head?: PreparedHead | null;
 }
 
 /** A response as it is stored: fields filtered, freshness and validators worked out once. */
@@ -41,6 +48,7 @@ export function makeEntry(
   const dateValue = parseHttpDate(fieldValue(res.headers, "date")) ?? responseTime;
   const names = varyNames(res.headers);
   if (!headers.some(([n]) => n === "content-length")) headers.push(["content-length", String(body.length)]);
+  const flat = flattenHeaders(headers);
   return {
     key: secondaryKey(url, names, requestHeaders),
     url,
@@ -56,7 +64,8 @@ export function makeEntry(
     varyNames: names,
     etag: fieldValue(headers, "etag"),
     lastModified: fieldValue(headers, "last-modified"),
-    flat: flattenHeaders(headers),
+    flat,
+    head: prepareHead(res.status, flat) ?? null,
   };
 }
 
@@ -70,6 +79,7 @@ export function refreshedEntry(
   const headers = refreshedFields(e.headers, incoming);
   const cc = parseCacheControl(fieldLines(headers, "cache-control"));
   const dateValue = parseHttpDate(fieldValue(headers, "date")) ?? responseTime;
+  const flat = flattenHeaders(headers);
   return {
     ...e,
     headers,
@@ -81,23 +91,103 @@ export function refreshedEntry(
     cc,
     etag: fieldValue(headers, "etag"),
     lastModified: fieldValue(headers, "last-modified"),
-    flat: flattenHeaders(headers),
+    flat,
+    head: prepareHead(e.status, flat) ?? null,
   };
 }
 
-/** A response from a stored entry for one request: its conditionals, Range, HEAD, Age and Cache-Status. */
-export function fromStore(method: string, headers: Headers, e: CachedResponse, age: number, cacheStatus: string): HttpResponse {
+/** The entry's prepared header block, made now if the entry came from a tier that stores none. */
+export function preparedHead(e: CachedResponse): PreparedHead | null {
+  if (e.head === undefined) e.head = prepareHead(e.status, e.flat) ?? null;
+  return e.head;
+}
+
+const NO_FIELDS = Object.freeze([]) as unknown as HeaderList;
+
+/**
+ * A full response from a stored entry (neither 304 nor partial). Its header block was prepared
+ * when the entry was stored, so an HTTP/1.1 client gets it with only Age, Cache-Status and the
+ * connection's fields added, and no list of fields is made for it; every other reader (HTTP/2,
+ * HTTP/1.0, a stage adding a field) reads `flat`, the same fields as writeHead's list.
+ */
+export class StoredHit implements HttpResponse {
+  readonly kind = "response";
+  readonly status: number;
+  /** Empty and frozen: the fields are the entry's, in `flat`. */
+  readonly headers = NO_FIELDS;
+  private fields: string[] | undefined;
+
+  constructor(
+    private readonly entry: CachedResponse,
+    readonly head: PreparedHead,
+    private readonly age: number,
+    /** Cache-Status is "label; detail": who answered (the proxy, a front), then how. */
+    private readonly label: string,
+    private readonly detail: string,
+    readonly body: Buffer | null,
+  ) {
+    this.status = entry.status;
+  }
+
+  /** Made on first read and kept, so whatever a reader adds to it is what gets written. */
+  get flat(): string[] {
+    this.fields ??= [...this.entry.flat, "age", String(this.age), "cache-status", `${this.label}; ${this.detail}`];
+    return this.fields;
+  }
+
+  set flat(fields: string[]) {
+    this.fields = fields;
+  }
+
+  /** This request's fields, serialized to follow the prepared head; undefined once `flat` was read. */
+  preparedLines(): string | undefined {
+    // The detail is the cache's own ASCII; only the label comes from the config.
+    if (this.fields !== undefined || !validLabel(this.label)) return undefined;
+    return `age: ${this.age}\r\ncache-status: ${this.label}; ${this.detail}\r\n`;
+  }
+
+  get contentType(): string | undefined {
+    const flat = this.entry.flat;
+    for (let i = 0; i < flat.length; i += 2) if (flat[i] === "content-type") return flat[i + 1];
+    return undefined;
+  }
+}
+
+// The label of the last hit, checked once: hits come with one of a few labels, mostly the same.
+let checkedLabel = "";
+let labelIsValue = true;
+
+function validLabel(label: string): boolean {
+  if (label !== checkedLabel) {
+    checkedLabel = label;
+    labelIsValue = isFieldValue(label);
+  }
+  return labelIsValue;
+}
+
+/**
+ * A response from a stored entry for one request: its conditionals, Range, HEAD, Age and
+ * Cache-Status ("label; detail").
+ */
+export function fromStore(
+  method: string,
+  headers: Headers,
+  e: CachedResponse,
+  age: number,
+  label: string,
+  detail: string,
+): HttpResponse {
   if (notModified(method, headers, e)) {
     const flat: string[] = [];
     for (const [n, v] of e.headers) if (IN_304.has(n)) flat.push(n, Array.isArray(v) ? v.join(", ") : v);
-    flat.push("age", String(age), "cache-status", cacheStatus);
+    flat.push("age", String(age), "cache-status", `${label}; ${detail}`);
     return { kind: "response", status: 304, headers: [], flat, body: null };
   }
   const head = method === "HEAD";
   const range = headers.range;
   if (typeof range === "string" && e.status === 200 && ifRangeMatches(headers, e)) {
     const r = parseRange(range, e.body.length);
-    const tail = ["age", String(age), "cache-status", cacheStatus];
+    const tail = ["age", String(age), "cache-status", `${label}; ${detail}`];
     if (r.kind === "unsatisfiable") {
       const flat = [
         ...without(e.flat, "content-length"),
@@ -134,7 +224,9 @@ export function fromStore(method: string, headers: Headers, e: CachedResponse, a
       return { kind: "response", status: 206, headers: [], flat, body: head ? null : mp.body };
     }
   }
-  const flat = [...e.flat, "age", String(age), "cache-status", cacheStatus];
+  const prepared = preparedHead(e);
+  if (prepared) return new StoredHit(e, prepared, age, label, detail, head ? null : e.body);
+  const flat = [...e.flat, "age", String(age), "cache-status", `${label}; ${detail}`];
   return { kind: "response", status: e.status, headers: [], flat, body: head ? null : e.body };
 }
 

@@ -389,7 +389,7 @@ export class HttpCache {
   }
 
   private serve(x: HttpExchange, e: CachedResponse, age: number, status: string): HttpResponse {
-    const out = fromStore(x.method, x.headers, e, age, `${this.label(x)}; ${status}`);
+    const out = fromStore(x.method, x.headers, e, age, this.label(x), status);
     if (out.status === 304 && (x.log.cache === "TCP_MEM_HIT" || x.log.cache === "TCP_HIT")) x.log.cache = "TCP_IMS_HIT";
     return out;
   }

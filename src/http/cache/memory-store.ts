@@ -1,5 +1,5 @@
 import { LRUCache } from "lru-cache";
-import type { CachedResponse } from "./entry.js";
+import { type CachedResponse, preparedHead } from "./entry.js";
 import type { CacheStore } from "./store.js";
 
 /** Header bytes counted against the budget besides the body (names, values, bookkeeping). */
@@ -8,7 +8,7 @@ const OVERHEAD = 512;
 export function entrySize(e: CachedResponse): number {
   let n = e.body.length + OVERHEAD + e.key.length;
   for (const s of e.flat) n += s.length;
-  return n;
+  return n + (preparedHead(e)?.text.length ?? 0);
 }
 
 /**
