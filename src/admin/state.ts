@@ -29,6 +29,13 @@ export interface CacheControl {
   purgePrefix(prefix: string): { urls: number; purged: number } | Promise<{ urls: number; purged: number }>;
 }
 
+export interface WorkerSummary {
+  id: number;
+  pid: number;
+  /** Epoch ms when it began serving. */
+  since: number;
+}
+
 /** What the admin reads from the running gatehouse: the generation in force, so a reload shows at once. */
 export interface AdminSource {
   readonly config: Config;
@@ -45,6 +52,8 @@ export interface AdminSource {
   /** The office CA (undefined without one) and the client+site pairs passing through undecrypted. */
   readonly tlsStatus: { ca: CaSummary | undefined; passThrough: { client: string; host: string; since: number }[] };
   explain(target: string, client: string | undefined): Promise<Explanation>;
+  /** The worker processes serving traffic, when a supervisor runs them (`workers` above 1). */
+  readonly workers?: WorkerSummary[];
   /** Several boxes sharing through Redis (shared.redis): undefined from overview() when not configured. */
   readonly shared?: { overview(): Promise<SharedOverview> | undefined };
 }

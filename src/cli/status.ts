@@ -9,6 +9,7 @@ import { configForCommand } from "./config.js";
 interface Status {
   version: string;
   pid: number;
+  workers?: { id: number; pid: number; since: number }[];
   uptimeSeconds: number;
   listeners: { proxy: string[]; dns: string[]; admin: string | null; fronts?: string[] };
   rules: { files: number; entries: number; errors: number; byKind: Record<string, { files: number; entries: number }> };
@@ -46,6 +47,11 @@ export async function statusCommand(args: { config?: string }): Promise<number> 
   const h = s.lastHour;
   const lines = [
     `gatehouse ${s.version}, running for ${duration(s.uptimeSeconds)} (pid ${s.pid})`,
+    ...(s.workers
+      ? [
+          `workers: ${s.workers.length} (${s.workers.map((w) => `pid ${w.pid}, up ${duration(Math.round((Date.now() - w.since) / 1000))}`).join("; ")})`,
+        ]
+      : []),
     "listeners:",
     `  proxy  ${list(s.listeners.proxy)}`,
     `  dns    ${list(s.listeners.dns)}`,

@@ -27,6 +27,7 @@ interface Handle {
   /** Set when the worker said it is ready; until then it takes no part in changes. */
   addresses: Addresses | undefined;
   status: WorkerStatus | undefined;
+  summary: { id: number; pid: number; since: number };
   /** Told to stop (shutdown, replacement): its exit is expected. */
   retiring: boolean;
   exited: Promise<void>;
@@ -193,6 +194,7 @@ export class Supervisor {
       worker,
       addresses: undefined,
       status: undefined,
+      summary: { id: worker.id, pid: worker.process.pid ?? 0, since: 0 },
       retiring: false,
       exited: new Promise<void>((resolve) => {
         exitedResolve = resolve;
@@ -256,6 +258,7 @@ export class Supervisor {
   private onMessage(h: Handle, m: FromWorker): void {
     switch (m.t) {
       case "ready":
+        h.summary.since = Date.now();
         h.addresses = m.addresses;
         h.status = m.status;
         return;

@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import type { AdminSource, CacheControl } from "../admin/state.js";
+import type { AdminSource, CacheControl, WorkerSummary } from "../admin/state.js";
 import type { Gatehouse } from "../app.js";
 import type { Config } from "../config/schema.js";
 import type { Explanation } from "../explain/explain.js";
@@ -10,6 +10,7 @@ import type { Addresses, Call, WorkerStatus } from "./messages.js";
 export interface WorkerInfo {
   addresses: Addresses | undefined;
   status: WorkerStatus | undefined;
+  summary: WorkerSummary;
 }
 
 export interface ViewDeps<W extends WorkerInfo> {
@@ -38,6 +39,10 @@ export class ClusterView<W extends WorkerInfo> implements AdminSource {
 
   first(): W | undefined {
     return this.d.workers()[0];
+  }
+
+  get workers(): WorkerSummary[] {
+    return this.d.workers().map((w) => w.summary);
   }
 
   get config(): Config {

@@ -57,6 +57,7 @@ export const overviewRoutes: Route[] = [
       return {
         version: VERSION,
         pid: process.pid,
+        ...(src.workers ? { workers: src.workers } : {}),
         startedAt: state.startedAt,
         uptimeSeconds: Math.round((Date.now() - state.startedAt) / 1000),
         listeners: {
