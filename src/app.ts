@@ -640,12 +640,13 @@ export class Gatehouse {
     const early: Part[] = [gen.admin];
     const closing = disposeAll(early, report);
     const dnsDrained = gen.dns.drain();
-    gen.proxy.stopAccepting();
-    gen.fronts.stopAccepting();
+    // Connections accepted a moment ago have not sent their request yet: they are waited for too,
+    // not reset by the exit (a worker replaced under load showed it).
+    const listenersClosed = Promise.all([gen.proxy.stopAccepting(), gen.fronts.stopAccepting()]);
     const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
     let graceOver: NodeJS.Timeout | undefined;
     await Promise.race([
-      dnsDrained,
+      Promise.all([dnsDrained, listenersClosed]),
       new Promise((resolve) => (graceOver = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
     ]);
     clearTimeout(graceOver);

@@ -1,4 +1,4 @@
-import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { lookup as dnsLookup, type LookupOneOptions } from "node:dns";
 import { createServer, isIP, type Server, type Socket } from "node:net";
 import type { Part } from "../lifecycle/part.js";
@@ -17,6 +17,8 @@ const MAX_QUEUED = 256 * 1024;
 // Clients rarely use TCP (truncated answers, zone tools); a slowloris flood of connections must not
 // take every file descriptor the proxy also needs. Each is bounded in time by tcpIdleTimeout.
 const MAX_TCP_CONNECTIONS = 1024;
+/** Datagrams held between binding and serving (a worker starting under load): a moment's worth. */
+const MAX_HELD = 4096;
 
 export interface DnsAddress {
   address: string;
@@ -45,9 +47,14 @@ interface Binding {
   conns: Set<Socket>;
   /** The server whose resolver and limits apply; changes when a successor takes the binding over. */
   owner: DnsServer;
-  /** False between prepare and commit: datagrams are dropped, connections wait. */
+  /** False between prepare and commit: datagrams and connections wait. */
   live: boolean;
   waiting: Socket[];
+  /**
+   * Datagrams read before commit. In a cluster a new worker's socket is a copy of the one every
+   * worker reads: what it reads while preparing is answered at commit, not lost.
+   */
+  held: [Buffer, RemoteInfo][];
   /** UDP queries read and not yet answered. */
   unanswered: number;
   /** Set by drain(): called when the last unanswered UDP query is answered. */
@@ -123,6 +130,7 @@ export class DnsServer implements Part {
     for (const b of this.prepared) {
       b.live = true;
       for (const socket of b.waiting.splice(0)) serveTcp(b, socket);
+      for (const [msg, rinfo] of b.held.splice(0)) b.udp.emit("message", msg, rinfo);
     }
     this.bindings = [...this.order];
     this.prepared = [];
@@ -172,6 +180,7 @@ export class DnsServer implements Part {
           owner: this,
           live: false,
           waiting: [],
+          held: [],
           unanswered: 0,
           drained: undefined,
           udpClosed: false,
@@ -266,7 +275,10 @@ function serveUdp(b: Binding): void {
   const { udp } = b;
   udp.on("error", (err) => b.owner.log.warn({ err: err.message }, "DNS UDP socket error"));
   udp.on("message", (msg, rinfo) => {
-    if (!b.live) return;
+    if (!b.live) {
+      if (b.held.length < MAX_HELD) b.held.push([msg, rinfo]);
+      return;
+    }
     const owner = b.owner;
     const resolver = owner.resolver();
     const client = { address: normalizeAddress(rinfo.address), transport: "udp" as const };

@@ -53,8 +53,8 @@ export class Fronts implements Part {
     await Promise.allSettled(this.parts.map((p) => p.dispose()));
   }
 
-  stopAccepting(): void {
-    for (const p of this.parts) p.stopAccepting();
+  stopAccepting(): Promise<void> {
+    return Promise.all(this.parts.map((p) => p.stopAccepting())).then(() => {});
   }
 
   get addresses(): AddressInfo[] {

@@ -35,8 +35,8 @@ export interface FrontPart extends Part {
   readonly addresses: AddressInfo[];
   /** Backends and their health, for the dashboard and metrics. */
   health(): { front: string; backends: BackendStatus[] }[];
-  /** Stops accepting at once (SIGTERM); open connections go on until the grace ends. */
-  stopAccepting(): void;
+  /** Stops accepting at once (SIGTERM); resolves when the last open connection has ended. */
+  stopAccepting(): Promise<void>;
 }
 
 /** Makes the part of one FTP or mail front; `previous` is the part it replaces on a reload. */

@@ -86,9 +86,9 @@ export class HttpListeners implements Part {
     return this.set.dispose();
   }
 
-  /** Stops accepting at once without waiting for open connections (SIGTERM). */
-  stopAccepting(): void {
-    this.set.stopAccepting();
+  /** Stops accepting at once (SIGTERM); resolves when the last open connection has ended. */
+  stopAccepting(): Promise<void> {
+    return this.set.stopAccepting();
   }
 
   get addresses(): AddressInfo[] {

@@ -1,4 +1,4 @@
-import type { AddressInfo, Server } from "node:net";
+import { type AddressInfo, Server as NetServer, type Server } from "node:net";
 import type { Part } from "../lifecycle/part.js";
 import type { ListenAddress } from "./address.js";
 
@@ -83,9 +83,15 @@ export class BoundSet<S extends Server, R> implements Part {
     await Promise.all(owned.map((b) => closeServer(b.server, false)));
   }
 
-  /** Stops accepting at once, without waiting for open connections (SIGTERM). */
-  stopAccepting(): void {
-    for (const b of this.owned) closeNow(b.server, false);
+  /** Stops accepting at once (SIGTERM); resolves when the last open connection has ended. */
+  stopAccepting(): Promise<void> {
+    return Promise.all(
+      this.owned.map((b) => {
+        const closed = new Promise<void>((resolve) => (b.server.listening ? b.server.once("close", resolve) : resolve()));
+        closeNow(b.server, false);
+        return closed;
+      }),
+    ).then(() => {});
   }
 
   private release(b: Bound<S, R>): void {
@@ -115,12 +121,31 @@ export function listenOn<S extends Server>(server: S, addr: ListenAddress): Prom
   });
 }
 
+/** A connection accepted just before a stop gets this long to send its first request. */
+const FIRST_REQUEST_MS = 500;
+const IDLE_SWEEP_MS = 250;
+
 function closeNow(server: Server, cut: boolean): void {
-  server.close();
   // http.Server can close its idle (or all) keep-alive connections; a plain net.Server has none.
   const http = server as Server & { closeIdleConnections?(): void; closeAllConnections?(): void };
-  if (cut) http.closeAllConnections?.();
-  else http.closeIdleConnections?.();
+  // Stop accepting with net.Server's close: node:http's would also end at once every connection
+  // between requests, a connection accepted a moment ago (its request still on the way) among them,
+  // which resets a client that did nothing wrong (a worker replaced under load showed it).
+  NetServer.prototype.close.call(server);
+  if (cut) return http.closeAllConnections?.();
+  if (!http.closeIdleConnections) return;
+  // Then, keep-alive connections are ended as they fall idle, until the last one has closed.
+  let sweep: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    http.closeIdleConnections?.();
+    sweep = setInterval(() => http.closeIdleConnections?.(), IDLE_SWEEP_MS);
+    sweep.unref();
+  }, FIRST_REQUEST_MS);
+  first.unref();
+  server.once("close", () => {
+    clearTimeout(first);
+    clearInterval(sweep);
+  });
 }
 
 function closeServer(server: Server, cut: boolean): Promise<void> {

@@ -168,7 +168,8 @@ describe("gatehouse start: stopping with tunnels and front sessions", () => {
     const sinkPort = (sink.address() as AddressInfo).port;
     const smtp = await freePort();
     const { dir, file } = tempConfig(
-      `${QUIET}shutdownGrace: 300ms\nproxy:\n  listen: ["127.0.0.1:0"]\n  connectPorts: [${sinkPort}]\nfronts:\n  - { name: mx, protocol: smtp, listen: ["127.0.0.1:${smtp}"], backend: "127.0.0.1:${sinkPort}" }\n`,
+      // One process: with workers, each says what it cut (the tunnel and the session may land apart).
+      `${QUIET}workers: 1\nshutdownGrace: 300ms\nproxy:\n  listen: ["127.0.0.1:0"]\n  connectPorts: [${sinkPort}]\nfronts:\n  - { name: mx, protocol: smtp, listen: ["127.0.0.1:${smtp}"], backend: "127.0.0.1:${sinkPort}" }\n`,
     );
     const run = spawnGatehouse(["-c", file], dir);
     try {

@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { call, loopbackSession } from "../helpers/admin.js";
-import { type Running, spawnGatehouse } from "../helpers/cli.js";
+import { type Running, runGatehouse, spawnGatehouse } from "../helpers/cli.js";
 import { dig, query, udpExchange } from "../helpers/dns.js";
 import { type ContentServer, startContentServer } from "../helpers/dns-server.js";
 import { type Origin, startOrigin } from "../helpers/origin.js";
+import { freePort } from "../helpers/ports.js";
 import { eventually, viaProxy } from "../helpers/proxy.js";
 import { rulesDir, writeRule } from "../helpers/rules.js";
 
@@ -26,7 +28,14 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?: number; disk?: string }): string {
+function configYaml(o: {
+  rules: string;
+  upstream: number;
+  dir: string;
+  admin: number;
+  blockTtl?: number;
+  disk?: string;
+}): string {
   return [
     "workers: 2",
     `rules: ${o.rules}`,
@@ -40,7 +49,8 @@ function configYaml(o: { rules: string; upstream: number; dir: string; blockTtl?
     `  upstreams: ["127.0.0.1:${o.upstream}"]`,
     `  blockTtl: ${o.blockTtl ?? 60}s`,
     "admin:",
-    '  listen: "127.0.0.1:0"',
+    // A fixed port: the CLI finds the admin through the config.
+    `  listen: "127.0.0.1:${o.admin}"`,
     `  state: ${join(o.dir, "state")}`,
     "log:",
     "  access:",
@@ -54,7 +64,7 @@ async function startCluster(upstream: number, disk?: string): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-cluster-"));
   const rules = rulesDir({ "block/office.txt": "ads.example\n" });
   const file = join(dir, "gatehouse.yaml");
-  writeFileSync(file, configYaml({ rules, upstream, dir, disk }));
+  writeFileSync(file, configYaml({ rules, upstream, dir, disk, admin: await freePort() }));
   const run = spawnGatehouse(["-c", file], dir, { NODE_CLUSTER_SCHED_POLICY: "rr" });
   const line = await run.waitFor(/"supervisor":true.*gatehouse started/, 30_000);
   const started = JSON.parse(line) as { proxy: string[]; dns: string[]; admin: string; pids: number[] };
@@ -85,7 +95,7 @@ function httpLoad(port: number, url: string): { ok: number; errors: string[]; st
   const loop = (async () => {
     while (state.running) {
       try {
-        const r = await viaProxy(port, url);
+        const r = await getWithin(port, url, 5000);
         if (r.status === 200) state.ok++;
         else if (state.errors.length < 100) state.errors.push(`status ${r.status}`);
       } catch (err) {
@@ -106,13 +116,27 @@ function httpLoad(port: number, url: string): { ok: number; errors: string[]; st
   };
 }
 
-/** UDP queries one after another; a query with no answer within a second counts as lost. */
+/** One GET through the proxy on a fresh connection; fails if no whole answer comes within `ms`. */
+function getWithin(port: number, url: string, ms: number): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path: url, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+      res.on("error", reject);
+    });
+    req.setTimeout(ms, () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** UDP queries one after another; a query with no answer within 3 s (when a stub resolver has long asked again) counts as lost. */
 function dnsLoad(port: number, name: string): { ok: number; lost: number; stop: () => Promise<void> } {
   const state = { ok: 0, lost: 0, running: true };
   let id = 1;
   const loop = (async () => {
     while (state.running) {
-      const reply = await udpExchange(port, query(id++ & 0xffff, name), 1000);
+      const reply = await udpExchange(port, query(id++ & 0xffff, name), 3000);
       if (reply) state.ok++;
       else state.lost++;
     }
@@ -175,6 +199,14 @@ describe("workers: 2", () => {
         ["192.0.2.1"],
       );
     }
+  });
+
+  it("lists its workers in gatehouse status", async () => {
+    const r = await runGatehouse(["status", "-c", configFile(c)], c.dir);
+    assert.equal(r.code, 0, r.stderr);
+    const line = r.stdout.split("\n").find((l) => l.startsWith("workers: "));
+    assert.match(line ?? "", /^workers: 2 \(pid \d+, up .*; pid \d+, up .*\)$/);
+    for (const pid of c.pids) assert.match(line ?? "", new RegExp(`pid ${pid},`));
   });
 
   it("applies a rules edit in every worker", async () => {
@@ -305,7 +337,10 @@ describe("workers: 2", () => {
   });
 
   it("applies a config reload (SIGHUP) in every worker", async () => {
-    writeFileSync(configFile(c), configYaml({ rules: c.rules, upstream: upstream.port, dir: c.dir, blockTtl: 7 }));
+    writeFileSync(
+      configFile(c),
+      configYaml({ rules: c.rules, upstream: upstream.port, dir: c.dir, blockTtl: 7, admin: Number(new URL(c.admin).port) }),
+    );
     c.run.child.kill("SIGHUP");
     await eventually(
       async () => (await dig(c.dns, ["ads.example", "A", "+tcp"])).answers.some((a) => a.split(" ")[1] === "7"),

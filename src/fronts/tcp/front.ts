@@ -88,8 +88,8 @@ export class TcpFront implements FrontPart {
     await this.backends.stop();
   }
 
-  stopAccepting(): void {
-    this.listeners.stopAccepting();
+  stopAccepting(): Promise<void> {
+    return this.listeners.stopAccepting();
   }
 
   health() {

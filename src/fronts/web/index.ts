@@ -138,8 +138,8 @@ export class WebFronts implements FrontPart {
     await Promise.all([...this.byName.values()].map((f) => f.close()));
   }
 
-  stopAccepting(): void {
-    for (const l of this.listeners) l.part.stopAccepting();
+  stopAccepting(): Promise<void> {
+    return Promise.all(this.listeners.map((l) => l.part.stopAccepting())).then(() => {});
   }
 
   get addresses(): AddressInfo[] {
