@@ -340,6 +340,8 @@ describe("cache hits on the wire", () => {
   interface HitCase {
     name: string;
     route: Route;
+    /** Request fields naming the variant stored and asked for again (Vary). */
+    variant?: string;
     /** The request that is answered from the cache, after a plain GET stored the response. */
     method?: string;
     headers?: string;
@@ -428,6 +430,16 @@ describe("cache hits on the wire", () => {
       result: "TCP_MEM_HIT/206",
     },
     {
+      name: "a variant of a Vary'd entry",
+      route: { fields: ["vary", "accept-language", ...fields(1024)], body: kib },
+      variant: "Accept-Language: fr\r\n",
+      headers: "Accept-Language: fr\r\n",
+      statusLine: "HTTP/1.1 200 OK",
+      lines: (d) => [`date: ${d}`, "vary: accept-language", ...hitLines(d, 1024).slice(1)],
+      body: kib,
+      result: "TCP_MEM_HIT/200",
+    },
+    {
       name: "a stale-while-revalidate hit",
       route: {
         fields: ["cache-control", "max-age=1, stale-while-revalidate=600", "age", "30", "content-length", "4"],
@@ -489,7 +501,7 @@ describe("cache hits on the wire", () => {
       const { path, url } = route(c.route);
       const wire = await Wire.open(proxy.port);
       try {
-        wire.send(request("GET", url));
+        wire.send(request("GET", url, c.variant));
         const miss = await wire.response();
         const date = /^date: (.*)$/m.exec(miss.lines.join("\n"))?.[1] ?? "";
         wire.send(request(c.method ?? "GET", url, c.headers, c.version));
@@ -501,7 +513,7 @@ describe("cache hits on the wire", () => {
         if (c.closes) await wire.closedByServer();
         else {
           // The connection goes on after the hit: another hit on it is framed and answered.
-          wire.send(request("GET", url));
+          wire.send(request("GET", url, c.variant));
           const next = await wire.response();
           assert.equal(next.statusLine, "HTTP/1.1 200 OK");
           assert.deepEqual(next.body, c.route.body);
