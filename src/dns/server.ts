@@ -185,8 +185,10 @@ export class DnsServer implements Part {
           drained: undefined,
           udpClosed: false,
         };
-        await listenTcp(binding, addr.host);
+        // Before anything else is awaited: the socket reads from bind on, and in a cluster it is a
+        // copy of the one every worker reads, so a datagram with no listener yet would be lost.
         serveUdp(binding);
+        await listenTcp(binding, addr.host);
         return binding;
       } catch (err) {
         udp.close();

@@ -97,7 +97,7 @@ function httpLoad(port: number, url: string): { ok: number; errors: string[]; st
   const loop = (async () => {
     while (state.running) {
       try {
-        const r = await getWithin(port, url, 5000);
+        const r = await getWithin(port, url, 10_000);
         if (r.status === 200) state.ok++;
         else if (state.errors.length < 100) state.errors.push(`status ${r.status}`);
       } catch (err) {
@@ -132,13 +132,16 @@ function getWithin(port: number, url: string, ms: number): Promise<{ status: num
   });
 }
 
-/** UDP queries one after another; a query with no answer within 3 s (when a stub resolver has long asked again) counts as lost. */
+/**
+ * UDP queries one after another; a query with no answer within 10 s counts as lost. Generous: a
+ * worker starting on a loaded machine answers what it read while starting only once it serves.
+ */
 function dnsLoad(port: number, name: string): { ok: number; lost: number; stop: () => Promise<void> } {
   const state = { ok: 0, lost: 0, running: true };
   let id = 1;
   const loop = (async () => {
     while (state.running) {
-      const reply = await udpExchange(port, query(id++ & 0xffff, name), 3000);
+      const reply = await udpExchange(port, query(id++ & 0xffff, name), 10_000);
       if (reply) state.ok++;
       else state.lost++;
     }
