@@ -318,7 +318,7 @@ describe("workers: 2", () => {
             .stderr()
             .split("\n")
             .filter((l) => l.includes('"msg":"workers replaced"')).length > marks,
-        30_000,
+        60_000,
         "workers replaced",
       );
       const okAfter = http.ok;
