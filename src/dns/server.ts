@@ -130,7 +130,12 @@ export class DnsServer implements Part {
     for (const b of this.prepared) {
       b.live = true;
       for (const socket of b.waiting.splice(0)) serveTcp(b, socket);
-      for (const [msg, rinfo] of b.held.splice(0)) b.udp.emit("message", msg, rinfo);
+      const held = b.held.splice(0);
+      // After the commit: the whole generation (the resolver these are answered with) is in force then.
+      if (held.length > 0)
+        setImmediate(() => {
+          for (const [msg, rinfo] of held) b.udp.emit("message", msg, rinfo);
+        });
     }
     this.bindings = [...this.order];
     this.prepared = [];

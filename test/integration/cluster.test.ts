@@ -62,12 +62,12 @@ function configYaml(o: {
   ].join("\n");
 }
 
-async function startCluster(upstream: number, disk?: string): Promise<Cluster> {
+async function startCluster(upstream: number, disk?: string, roundRobin = true): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "gatehouse-cluster-"));
   const rules = rulesDir({ "block/office.txt": "ads.example\n" });
   const file = join(dir, "gatehouse.yaml");
   writeFileSync(file, configYaml({ rules, upstream, dir, disk, admin: await freePort() }));
-  const run = spawnGatehouse(["-c", file], dir, { NODE_CLUSTER_SCHED_POLICY: "rr" });
+  const run = spawnGatehouse(["-c", file], dir, roundRobin ? { NODE_CLUSTER_SCHED_POLICY: "rr" } : undefined);
   const line = await run.waitFor(/"supervisor":true.*gatehouse started/, 30_000);
   const started = JSON.parse(line) as { proxy: string[]; dns: string[]; admin: string; pids: number[] };
   const port = (a: string | undefined) => Number(/:(\d+)$/.exec(a ?? "")?.[1]);
@@ -302,6 +302,43 @@ describe("workers: 2", () => {
     c.pids = [c.pids[1] as number, replacement];
   });
 
+  it("applies a config reload (SIGHUP) in every worker", async () => {
+    writeFileSync(
+      configFile(c),
+      configYaml({ rules: c.rules, upstream: upstream.port, dir: c.dir, blockTtl: 7, admin: Number(new URL(c.admin).port) }),
+    );
+    c.run.child.kill("SIGHUP");
+    await eventually(
+      async () => (await dig(c.dns, ["ads.example", "A", "+tcp"])).answers.some((a) => a.split(" ")[1] === "7"),
+      10_000,
+      "the new blockTtl",
+    );
+    for (let i = 0; i < 6; i++) {
+      const d = await dig(c.dns, ["ads.example", "A", "+tcp"]);
+      assert.equal(d.answers[0]?.split(" ")[1], "7", `query ${i}: ${d.answers[0]}`);
+    }
+  });
+});
+
+// As shipped: each worker accepts on the shared sockets itself. (Round robin through the
+// supervisor has a hand-over that node:cluster can lose when a worker exits mid-way.)
+describe("workers: 2, replaced under load", () => {
+  let upstream: ContentServer;
+  let origin: Origin;
+  let c: Cluster;
+
+  before(async () => {
+    upstream = await startContentServer({ "a.example": [{ type: "A", value: "192.0.2.1", ttl: 300 }] });
+    origin = await startOrigin((_req, res) => res.end("up"));
+    c = await startCluster(upstream.port, undefined, false);
+  });
+
+  after(async () => {
+    await c?.stop();
+    await origin?.close();
+    await upstream?.close();
+  });
+
   it("replaces every worker on SIGUSR2 without losing a request or a query", async () => {
     const http = httpLoad(c.proxy, `${origin.url}/plain`);
     const dns = dnsLoad(c.dns, "a.example");
@@ -320,7 +357,9 @@ describe("workers: 2", () => {
             .filter((l) => l.includes('"msg":"workers replaced"')).length > marks,
         60_000,
         "workers replaced",
-      );
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; the log ends:\n${c.run.stderr().split("\n").slice(-15).join("\n")}`);
+      });
       const okAfter = http.ok;
       await eventually(() => http.ok > okAfter + 20, 15_000, "serving after the replacement");
     } finally {
@@ -338,24 +377,6 @@ describe("workers: 2", () => {
     const pids = (JSON.parse(line) as { pids: number[] }).pids;
     assert.equal(pids.length, 2);
     for (const pid of pids) assert.ok(!c.pids.includes(pid), `worker ${pid} was not replaced`);
-    c.pids = pids;
-  });
-
-  it("applies a config reload (SIGHUP) in every worker", async () => {
-    writeFileSync(
-      configFile(c),
-      configYaml({ rules: c.rules, upstream: upstream.port, dir: c.dir, blockTtl: 7, admin: Number(new URL(c.admin).port) }),
-    );
-    c.run.child.kill("SIGHUP");
-    await eventually(
-      async () => (await dig(c.dns, ["ads.example", "A", "+tcp"])).answers.some((a) => a.split(" ")[1] === "7"),
-      10_000,
-      "the new blockTtl",
-    );
-    for (let i = 0; i < 6; i++) {
-      const d = await dig(c.dns, ["ads.example", "A", "+tcp"]);
-      assert.equal(d.answers[0]?.split(" ")[1], "7", `query ${i}: ${d.answers[0]}`);
-    }
   });
 });
 
