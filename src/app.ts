@@ -28,6 +28,7 @@ import { HttpService } from "./http/service.js";
 import { Upstream } from "./http/upstream.js";
 import { commitAll, disposeAll, type Part, prepareAll } from "./lifecycle/part.js";
 import { Reusable } from "./lifecycle/reusable.js";
+import { within } from "./lifecycle/within.js";
 import { AccessLog } from "./log/access-log.js";
 import { createLogger, type Logger, silentLogger } from "./log/logger.js";
 import { AddressSet, type ListenAddress, parseListen } from "./net/address.js";
@@ -644,12 +645,7 @@ export class Gatehouse {
     // not reset by the exit (a worker replaced under load showed it).
     const listenersClosed = Promise.all([gen.proxy.stopAccepting(), gen.fronts.stopAccepting()]);
     const drained = await this.activity.idle(Math.max(0, deadline - Date.now()));
-    let graceOver: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all([dnsDrained, listenersClosed]),
-      new Promise((resolve) => (graceOver = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
-    ]);
-    clearTimeout(graceOver);
+    await within(Promise.all([dnsDrained, listenersClosed]), deadline - Date.now());
     if (!drained) {
       const cut = this.activity.destroyAll();
       this.log.warn({ open: cut }, `closed ${cut} request(s) and tunnel(s) still open after shutdownGrace`);

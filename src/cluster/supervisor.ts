@@ -4,6 +4,7 @@ import { fmtAddress, Gatehouse } from "../app.js";
 import { type DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { within } from "../lifecycle/within.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { Rules } from "../rules/rules.js";
 import type { SnapshotEntry } from "../rules/store.js";
@@ -348,9 +349,10 @@ export class Supervisor {
     if (entries.length === 0 && stamps.size === known.size && [...stamps.keys()].every((k) => known.has(k))) return;
     const ok = await this.transaction({ rules: { entries, stamps: [...stamps] } }, "rules change");
     if (!ok) return;
+    const changed = new Map(entries.map((e) => [e.abs, e]));
     const next = new Map<string, SnapshotEntry>();
     for (const [abs] of stamps) {
-      const entry = entries.find((e) => e.abs === abs) ?? this.committed.get(abs);
+      const entry = changed.get(abs) ?? this.committed.get(abs);
       if (entry) next.set(abs, entry);
     }
     this.committed = next;
@@ -418,19 +420,10 @@ export class Supervisor {
   private async retire(h: Handle): Promise<void> {
     h.retiring = true;
     this.send(h, { t: "stop" });
-    const grace = this.loaded.config.shutdownGrace + 5000;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      h.exited,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          this.log.warn({ worker: h.worker.id }, "worker did not stop within shutdownGrace; killed");
-          h.worker.kill("SIGKILL");
-          resolve();
-        }, grace);
-      }),
-    ]);
-    clearTimeout(timer);
+    if (!(await within(h.exited, this.loaded.config.shutdownGrace + 5000))) {
+      this.log.warn({ worker: h.worker.id }, "worker did not stop within shutdownGrace; killed");
+      h.worker.kill("SIGKILL");
+    }
     this.handles.delete(h.worker.id);
   }
 

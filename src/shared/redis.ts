@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { within } from "../lifecycle/within.js";
 import type { Logger } from "../log/logger.js";
 
 // The connection to the Redis/Valkey that several boxes share. Everything that goes through it is
@@ -124,19 +125,14 @@ export class SharedRedis {
       if (this.state === "up") this.failed(new Error("connection closed"));
     });
     client.on("ready", () => void this.probe());
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, CONNECT_WAIT_MS);
-    });
-    await Promise.race([
+    await within(
       client.connect().then(
         () => this.probe(),
         // Said by the "error" event already; ioredis goes on reconnecting.
         () => {},
       ),
-      waited,
-    ]);
-    clearTimeout(timer);
+      CONNECT_WAIT_MS,
+    );
     if (this.state === "connecting") this.wentAway(new Error(`no connection within ${CONNECT_WAIT_MS} ms`));
   }
 
