@@ -1,5 +1,4 @@
 import cluster, { type Worker } from "node:cluster";
-import type { AddressInfo } from "node:net";
 import { fmtAddress, Gatehouse } from "../app.js";
 import { type DiagnosticsError, formatDiagnostic } from "../config/diagnostic.js";
 import { type LoadedConfig, loadConfig } from "../config/load.js";
@@ -142,7 +141,7 @@ export class Supervisor {
       {
         config: this.loaded.file ?? "(embedded defaults)",
         workers: this.count,
-        pids: [...this.handles.values()].map((h) => h.worker.process.pid),
+        pids: this.pids,
         proxy: first?.addresses?.proxy.map(fmtAddress) ?? [],
         fronts: first?.addresses?.fronts.map(fmtAddress) ?? [],
         dns: first?.addresses?.dns.map((a) => fmtAddress({ ...a, family: a.address.includes(":") ? "IPv6" : "IPv4" })) ?? [],
@@ -153,11 +152,8 @@ export class Supervisor {
     );
   }
 
-  get adminAddress(): AddressInfo | undefined {
-    return this.inner.adminAddress;
-  }
-
-  get pids(): number[] {
+  /** The workers serving now, for the log lines that say who serves. */
+  private get pids(): number[] {
     return [...this.handles.values()].filter((h) => !h.retiring).map((h) => h.worker.process.pid ?? 0);
   }
 
